@@ -1,0 +1,72 @@
+"""Claims: the published results a study reproduces, checked against its own metrics.
+
+A claim names a summary metric, a comparison and a threshold taken from the paper. It
+is evaluated from the run's metrics only, so a report can re-check it without training.
+When the metric comes with a confidence interval (``<metric>_ci_low``/``_ci_high`` in
+the metrics), the interval is shown, and ``decide_by`` can make the claim pass only if
+the whole interval clears the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    source: str
+    statement: str
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    threshold: float
+    decide_by: Literal["value", "ci"] = "value"
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"claim {self.id}: op must be one of {list(OPS)}, got {self.op!r}")
+
+    def evaluate(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        value = _number(metrics.get(self.metric))
+        lo = _number(metrics.get(f"{self.metric}_ci_low"))
+        hi = _number(metrics.get(f"{self.metric}_ci_high"))
+        ci = [lo, hi] if lo is not None and hi is not None else None
+        compare = OPS[self.op]
+        if value is None:
+            passed, note = False, f"metric {self.metric!r} was not reached or not measured"
+        elif self.decide_by == "ci" and ci is not None:
+            bound = lo if self.op in (">=", ">") else hi
+            passed, note = bool(compare(bound, self.threshold)), "decided by the 95% CI bound"
+        else:
+            passed, note = bool(compare(value, self.threshold)), ""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "statement": self.statement,
+            "metric": self.metric,
+            "value": value,
+            "ci": ci,
+            "threshold": f"{self.op} {self.threshold:g}",
+            "passed": passed,
+            "note": note,
+        }
+
+
+def _number(x: Any) -> float | None:
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def evaluate_claims(claims: tuple[Claim, ...], metrics: Mapping[str, Any]) -> list[dict]:
+    return [c.evaluate(metrics) for c in claims]

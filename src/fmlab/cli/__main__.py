@@ -1,0 +1,3 @@
+from fmlab.cli import main
+
+main()

@@ -1,0 +1,217 @@
+"""``fmlab list | run | show | report | reproduce``."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.table import Table
+
+from fmlab.cli.app import app, emit_json, err, fail, friendly, out, show_progress
+from fmlab.store import find_runs, read_summary
+
+
+def _claims_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"{summary['study']} · {summary['run_id']} · {summary['status']}")
+    for col in ("", "claim", "measured [95% CI]", "threshold", "source"):
+        table.add_column(col)
+    for c in summary.get("claims", []):
+        mark = "[green]holds[/]" if c["passed"] else "[red]fails[/]"
+        value = "–" if c["value"] is None else f"{c['value']:.4g}"
+        if c.get("ci"):
+            value += f" [{c['ci'][0]:.4g}, {c['ci'][1]:.4g}]"
+        table.add_row(mark, c["id"], value, c["threshold"], c["source"])
+    return table
+
+
+@app.command("list")
+@friendly
+def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List the studies (with presets and claims) and the other registries."""
+    from fmlab.measure import INSTRUMENTS
+    from fmlab.models import MIXERS
+    from fmlab.study import all_studies
+    from fmlab.suites import SUITES
+    from fmlab.tasks import TASKS
+
+    studies = [
+        {
+            "name": s.name,
+            "title": s.title,
+            "presets": list(s.presets),
+            "claims": [c.id for c in s.claims],
+            "citation": s.citation,
+        }
+        for s in all_studies()
+    ]
+    registries = {
+        "mixers": MIXERS.names(),
+        "tasks": TASKS.names(),
+        "instruments": INSTRUMENTS.names(),
+        "suites": SUITES.names(),
+    }
+    if as_json:
+        return emit_json({"studies": studies, **registries})
+    table = Table(title="Studies")
+    for col in ("study", "title", "presets", "claims"):
+        table.add_column(col)
+    for s in studies:
+        table.add_row(s["name"], s["title"], ", ".join(s["presets"]), ", ".join(s["claims"]))
+    out.print(table)
+    for name, names in registries.items():
+        out.print(f"[bold]{name}:[/] {', '.join(names)}")
+
+
+@app.command()
+@friendly
+def run(
+    study: str = typer.Argument(..., help="study name (see `fmlab list`)"),
+    preset: str = typer.Option("quick", "--preset", "-p", help="smoke | quick | paper"),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="override, e.g. train.lr=1e-3"),
+    out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs directory"),
+    force: bool = typer.Option(False, "--force", help="rerun even if this config finished"),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all)"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Run one study with a preset and overrides; print its claims."""
+    from fmlab.progress import Progress
+    from fmlab.report import write_run_report
+    from fmlab.runner import execute
+    from fmlab.study import get_study
+
+    spec = get_study(study)
+    cfg = spec.resolve(preset, overrides)
+    if threads:
+        torch.set_num_threads(threads)
+    progress = Progress(err) if show_progress(as_json) else nullcontext()
+    with progress as bars:
+        result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=preset)
+    if report:
+        result.summary["report"] = str(write_run_report(result.path))
+    summary = {**result.summary, "path": str(result.path), "reused": result.reused}
+    if as_json:
+        emit_json(summary)
+    else:
+        if result.reused:
+            err.print(f"[yellow]already finished[/] (use --force to rerun): {result.path}")
+        out.print(_claims_table(summary))
+        out.print(f"run directory: {result.path}")
+        if report:
+            out.print(f"report: {summary['report']}")
+    if result.status == "failed":
+        err.print(result.summary.get("error", ""))
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def show(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show a run's summary and claims."""
+    summary = read_summary(run_dir)
+    if summary is None:
+        if not (run_dir / "config.json").exists():
+            raise fail(f"{run_dir} is not a run directory (no config.json)")
+        raise fail(f"{run_dir} has not finished (no summary.json); rerun it to complete it", 1)
+    if as_json:
+        return emit_json(summary)
+    out.print(_claims_table(summary))
+    scalars = {k: v for k, v in summary["metrics"].items() if not isinstance(v, list)}
+    table = Table(title="metrics")
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in scalars.items():
+        table.add_row(key, "–" if value is None else f"{value:.6g}")
+    out.print(table)
+    out.print(f"wall {summary.get('wall_s')} s · env {summary.get('env')}")
+
+
+@app.command()
+@friendly
+def report(
+    paths: list[Path] = typer.Argument(..., help="run directories or folders holding runs"),
+    index: Path | None = typer.Option(None, "--index", help="also write an index page here"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Write report.html (+ PNG/SVG figures) for each run; optionally an index."""
+    from fmlab.report import write_index, write_run_report
+
+    run_dirs = [r for p in paths for r in _existing(p)]
+    reports = [str(write_run_report(r)) for r in run_dirs]
+    result: dict[str, Any] = {"reports": reports}
+    if index is not None or len(run_dirs) > 1:
+        target = index or Path(paths[0]) / "index.html"
+        result["index"] = str(write_index(run_dirs, target))
+    if as_json:
+        return emit_json(result)
+    for r in reports:
+        out.print(f"report: {r}")
+    if "index" in result:
+        out.print(f"index: {result['index']}")
+
+
+def _existing(path: Path) -> list[Path]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    runs = find_runs(path)
+    if not runs:
+        raise FileNotFoundError(f"no run directories (with config.json) under {path}")
+    return runs
+
+
+@app.command()
+@friendly
+def reproduce(
+    suite: str = typer.Option("demo", "--suite", help="demo | quick | smoke"),
+    out_dir: Path = typer.Option(Path("runs"), "--out", "-o"),
+    force: bool = typer.Option(False, "--force"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run a suite of studies and write one HTML index of their reports."""
+    from fmlab.progress import Progress
+    from fmlab.report import write_index, write_run_report
+    from fmlab.runner import execute
+    from fmlab.study import get_study
+    from fmlab.suites import suite_items
+
+    items = suite_items(suite)
+    results = []
+    progress = Progress(err) if show_progress(as_json) else nullcontext()
+    with progress as bars:
+        for item in items:
+            spec = get_study(item.study)
+            cfg = spec.resolve(item.preset, item.overrides)
+            if not as_json:
+                err.print(f"[bold]{item.study}[/] · preset {item.preset}")
+            result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=item.preset)
+            write_run_report(result.path)
+            results.append(result)
+    index = write_index(
+        [r.path for r in results],
+        out_dir / "report" / "index.html",
+        title=f"fmlab reproduce --suite {suite}",
+    )
+    rows = [
+        {
+            "study": r.summary["study"],
+            "preset": r.summary.get("preset"),
+            "status": r.status,
+            "path": str(r.path),
+            "claims": {c["id"]: c["passed"] for c in r.summary["claims"]},
+        }
+        for r in results
+    ]
+    if as_json:
+        emit_json({"suite": suite, "index": str(index), "runs": rows})
+    else:
+        for r in results:
+            out.print(_claims_table(r.summary))
+        out.print(f"index: {index}")
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)

@@ -1,0 +1,6 @@
+"""Errors caused by what a user asked for (as opposed to bugs): the CLI prints their
+message and exits with status 2 instead of showing a traceback."""
+
+
+class UserInputError(ValueError):
+    """A bad argument, file or value; the message says what is wrong and what is allowed."""

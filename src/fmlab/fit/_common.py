@@ -1,0 +1,33 @@
+"""Helpers shared by the fitted estimators: bootstrap weights and percentile intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmlab.stats import CI
+
+__all__ = ["FitWarning", "bootstrap_counts", "percentile_ci"]
+
+
+class FitWarning(UserWarning):
+    """A fit finished but its result deserves a second look (see the message)."""
+
+
+def bootstrap_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicities of ``n`` points in each of ``n_resamples`` resamples → (B, n) floats.
+
+    Resampling points with replacement is the same as weighting each point by how often it
+    was drawn; weights let all refits share one data matrix.
+    """
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+
+
+def percentile_ci(estimate: float, draws: np.ndarray, confidence: float, n: int) -> CI:
+    """Percentile bootstrap interval of ``draws`` around the full-data ``estimate``."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if len(draws) == 0:
+        return CI(float(estimate), np.nan, np.nan, confidence, "percentile", n)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return CI(float(estimate), float(low), float(high), confidence, "percentile", n)

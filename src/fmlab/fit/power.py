@@ -1,0 +1,182 @@
+"""One-variable power laws: ``L = A x^-α`` and ``L = E + A x^-α``.
+
+The pure law is a straight line in log-log space, fit by least squares in closed form (Kaplan
+et al. 2020 fit their single-variable laws this way). The saturating law adds an irreducible
+term ``E`` (the entropy of the data, Hoffmann et al. 2022) and is fit like the Chinchilla law:
+Huber loss between predicted and observed log L with the prediction ``LSE(a - α log x, e)``
+(``a = log A, e = log E``), from a few data-driven starts, by the batched trust-region Newton
+method of :mod:`fmlab.fit._newton`. Both report percentile bootstrap CIs over the points.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from typing import Any
+
+import numpy as np
+
+from fmlab.fit._common import FitWarning, bootstrap_counts, percentile_ci
+from fmlab.fit._newton import LSETerm, huber_lse_gradient, minimize_huber_lse
+from fmlab.fit.validation import check_positive_finite
+from fmlab.stats import CI
+
+__all__ = ["PowerLaw", "SaturatingPowerLaw", "fit_loglinear"]
+
+
+def fit_loglinear(lx: np.ndarray, ly: np.ndarray, w: np.ndarray | None = None):
+    """Weighted least squares ``ly = c + s · lx``, batched over the rows of ``w`` (B, n).
+
+    Returns intercepts and slopes, each (B,) (or scalars when ``w`` is None); rows whose
+    ``lx`` has no spread give NaN.
+    """
+    single = w is None
+    w = np.ones((1, len(lx))) if single else np.atleast_2d(w)
+    sw = w.sum(-1)
+    mx, my = (w @ lx) / sw, (w @ ly) / sw
+    sxx = w @ (lx * lx) / sw - mx**2
+    sxy = w @ (lx * ly) / sw - mx * my
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(sxx > 1e-12 * (mx**2 + 1), sxy / sxx, np.nan)
+    intercept = my - slope * mx
+    return (intercept[0], slope[0]) if single else (intercept, slope)
+
+
+class PowerLaw:
+    """``y = A x^-α``, least squares in log space.
+
+    Fitted: ``A_, alpha_``, ``r2_`` and ``residual_std_`` (both in log space), ``n_points_``,
+    ``ci_`` (percentile bootstrap CIs of ``A`` and ``alpha``) and ``bootstrap_`` (B, 2).
+    """
+
+    def __init__(self, *, n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0):
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.seed = seed
+
+    def fit(self, x: Any, y: Any) -> PowerLaw:
+        arrays = check_positive_finite({"x": x, "y": y})
+        lx, ly = np.log(arrays["x"]), np.log(arrays["y"])
+        if len(lx) < 3 or np.ptp(lx) == 0:
+            raise ValueError("need at least 3 points with distinct x to fit a power law")
+        c, s = fit_loglinear(lx, ly)
+        self.A_, self.alpha_ = float(np.exp(c)), float(-s)
+        resid = ly - (c + s * lx)
+        self.r2_ = float(1 - resid @ resid / np.sum((ly - ly.mean()) ** 2))
+        self.residual_std_ = float(resid.std(ddof=2))
+        self.n_points_ = len(lx)
+        if self.n_bootstrap > 0:
+            counts = bootstrap_counts(len(lx), self.n_bootstrap, np.random.default_rng(self.seed))
+            cb, sb = fit_loglinear(lx, ly, counts)
+            self.bootstrap_ = np.stack([np.exp(cb), -sb], 1)  # (B, 2): A, alpha
+            self.ci_: dict[str, CI] = {
+                k: percentile_ci(v, self.bootstrap_[:, i], self.confidence, len(lx))
+                for i, (k, v) in enumerate((("A", self.A_), ("alpha", self.alpha_)))
+            }
+        return self
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.A_ * np.asarray(x, dtype=float) ** -self.alpha_
+
+
+class SaturatingPowerLaw:
+    """``y = E + A x^-α``, Huber loss (``delta``) on log residuals, log-sum-exp prediction.
+
+    Starts: every ``alpha`` in ``alpha_starts`` × ``E = f · min(y)`` for ``f`` in
+    ``E_fractions``, with ``log A`` from the data given the two. Fitted: ``E_, A_, alpha_``,
+    ``objective_``, ``grad_norm_``, ``converged_``, ``r2_`` (log space), ``n_points_``, and
+    with ``n_bootstrap > 0`` ``ci_`` (E, A, alpha) and ``bootstrap_`` (B, 3), each resample
+    refit from the full-data optimum.
+    """
+
+    def __init__(
+        self,
+        *,
+        delta: float = 1e-3,
+        alpha_starts: tuple[float, ...] = (0.1, 0.3, 0.6, 1.0, 2.0),
+        E_fractions: tuple[float, ...] = (1e-3, 0.5, 0.8, 0.95),
+        n_bootstrap: int = 1000,
+        confidence: float = 0.95,
+        seed: int = 0,
+        gtol: float = 1e-8,
+        max_iter: int = 500,
+    ):
+        self.delta = delta
+        self.alpha_starts = alpha_starts
+        self.E_fractions = E_fractions
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.seed = seed
+        self.gtol = gtol
+        self.max_iter = max_iter
+
+    def _terms(self, lx: np.ndarray, center: float) -> list[LSETerm]:
+        one = np.ones_like(lx)  # params: (log A', log E, α) with log A' = log A - α·center
+        return [LSETerm((0, 2), np.stack([one, -(lx - center)], 1)), LSETerm((1,), one[:, None])]
+
+    def _starts(self, lx: np.ndarray, y: np.ndarray, center: float) -> np.ndarray:
+        rows = []
+        for alpha, f in itertools.product(self.alpha_starts, self.E_fractions):
+            E = f * y.min()
+            a = np.median(np.log(y - E) + alpha * (lx - center))
+            rows.append((a, np.log(E), alpha))
+        return np.array(rows)
+
+    def _minimize(self, terms, ly, theta0, weights=None):
+        return minimize_huber_lse(
+            terms,
+            ly,
+            theta0,
+            weights=weights,
+            delta=self.delta,
+            gtol=self.gtol,
+            max_iter=self.max_iter,
+        )
+
+    def fit(self, x: Any, y: Any) -> SaturatingPowerLaw:
+        arrays = check_positive_finite({"x": x, "y": y})
+        lx, y = np.log(arrays["x"]), arrays["y"]
+        if len(lx) < 4 or len(np.unique(lx)) < 3:
+            raise ValueError("need at least 4 points and 3 distinct x for E + A x^-alpha")
+        center, ly = float(lx.mean()), np.log(y)
+        terms = self._terms(lx, center)
+        res = self._minimize(terms, ly, self._starts(lx, y, center))
+        best = int(np.nanargmin(res.fun))
+        a, e, alpha = res.theta[best]
+        self.A_, self.E_, self.alpha_ = (
+            float(np.exp(a + alpha * center)),
+            float(np.exp(e)),
+            float(alpha),
+        )
+        self.objective_ = float(res.fun[best])
+        self.converged_ = bool(res.converged[best])
+        theta = np.array([np.log(self.A_), e, alpha])
+        raw = [LSETerm((0, 2), np.stack([np.ones_like(lx), -lx], 1)), terms[1]]
+        self.grad_norm_ = float(np.abs(huber_lse_gradient(raw, ly, theta, delta=self.delta)).max())
+        resid = ly - np.log(self.predict(np.exp(lx)))
+        self.r2_ = float(1 - resid @ resid / np.sum((ly - ly.mean()) ** 2))
+        self.n_points_ = len(lx)
+        if not self.converged_:
+            warnings.warn(
+                f"SaturatingPowerLaw: the best start did not converge "
+                f"(max |gradient| {self.grad_norm_:.2e})",
+                FitWarning,
+                stacklevel=2,
+            )
+        if self.n_bootstrap > 0:
+            self._bootstrap(terms, ly, res.theta[best], center)
+        return self
+
+    def _bootstrap(self, terms, ly, theta_best, center) -> None:
+        counts = bootstrap_counts(len(ly), self.n_bootstrap, np.random.default_rng(self.seed))
+        res = self._minimize(terms, ly, np.tile(theta_best, (len(counts), 1)), weights=counts)
+        a, e, alpha = res.theta.T
+        self.bootstrap_ = np.stack([np.exp(e), np.exp(a + alpha * center), alpha], 1)  # (B, 3)
+        self.bootstrap_converged_ = float(res.converged.mean())
+        self.ci_: dict[str, CI] = {
+            k: percentile_ci(v, self.bootstrap_[:, i], self.confidence, len(ly))
+            for i, (k, v) in enumerate((("E", self.E_), ("A", self.A_), ("alpha", self.alpha_)))
+        }
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.E_ + self.A_ * np.asarray(x, dtype=float) ** -self.alpha_

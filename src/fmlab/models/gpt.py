@@ -1,0 +1,171 @@
+"""A small, readable decoder-only transformer (GPT), written for experiments.
+
+Read top to bottom: config, block, model. Every weight is initialised from an explicit
+``torch.Generator``; activations pass through :class:`HookPoint` modules at the
+canonical sites of DESIGN.md, so :mod:`fmlab.hooks` can capture or patch them:
+
+    embed, blocks.{i}.resid_pre, blocks.{i}.attn_out, blocks.{i}.mlp_out,
+    blocks.{i}.resid_post, final, logits
+    (extra: blocks.{i}.attn.pattern, blocks.{i}.mlp.post)
+
+The options cover the classic grokking setups (Power et al. 2022; Nanda et al. 2023:
+1 layer, no LayerNorm, ReLU) as well as pre-LN GPT-2-like models and attention-only
+models (``d_mlp=0``, Olsson et al. 2022).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from fmlab.config import Config
+from fmlab.models.layers import MLP, HookPoint, fan_in_std, make_norm, normal_param
+from fmlab.models.mixers import MIXERS, build_mixer
+
+
+class GPTConfig(Config):
+    """Architecture only; vocabulary size and context length come from the task."""
+
+    d_model: int = Field(128, ge=1)
+    n_layers: int = Field(1, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_head: int | None = Field(None, ge=1, description="default d_model // n_heads")
+    d_mlp: int = Field(512, ge=0, description="0 = attention-only blocks")
+    act: Literal["relu", "gelu"] = "relu"
+    norm: Literal["layernorm", "none"] = "layernorm"
+    tied_embeddings: bool = False
+    pos_embed: Literal["learned", "none"] = "learned"
+    bias: bool = True
+    mixer: str = "attention"
+    attn_window: int | None = Field(None, ge=1)
+    init_scale: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> GPTConfig:
+        if self.mixer not in MIXERS:
+            raise ValueError(f"mixer {self.mixer!r} is not one of: {', '.join(MIXERS.names())}")
+        if self.d_head is None and self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set d_head"
+            )
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_head or self.d_model // self.n_heads
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: GPTConfig, generator: torch.Generator):
+        super().__init__()
+        self.hook_resid_pre = HookPoint()
+        self.ln1 = make_norm(cfg.norm, cfg.d_model)
+        self.mixer = build_mixer(cfg.mixer, cfg, generator)
+        self.hook_attn_out = HookPoint()
+        self.mlp: nn.Module | None = None
+        if cfg.d_mlp > 0:
+            self.ln2 = make_norm(cfg.norm, cfg.d_model)
+            self.mlp = MLP(
+                cfg.d_model,
+                cfg.d_mlp,
+                cfg.act,
+                generator,
+                bias=cfg.bias,
+                init_scale=cfg.init_scale,
+            )
+            self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, x: Tensor, *, last_only: bool = False) -> Tensor:  # (B, T, D)
+        x = self.hook_resid_pre(x)
+        mixed = self.hook_attn_out(self.mixer(self.ln1(x), last_only=last_only))
+        x = (x[:, -1:] if last_only else x) + mixed
+        if self.mlp is not None:
+            x = x + self.hook_mlp_out(self.mlp(self.ln2(x)))
+        return self.hook_resid_post(x)
+
+
+class GPT(nn.Module):
+    """Token (or given) embeddings → blocks → final norm → unembedding."""
+
+    def __init__(
+        self,
+        cfg: GPTConfig,
+        *,
+        vocab_size: int,
+        seq_len: int,
+        generator: torch.Generator,
+    ):
+        super().__init__()
+        self.cfg, self.vocab_size, self.seq_len = cfg, vocab_size, seq_len
+        D = cfg.d_model
+        self.W_E = normal_param((vocab_size, D), fan_in_std(D, cfg.init_scale), generator)
+        self.W_pos = (
+            normal_param((seq_len, D), fan_in_std(D, cfg.init_scale), generator)
+            if cfg.pos_embed == "learned"
+            else None
+        )
+        self.hook_embed = HookPoint()
+        self.blocks = nn.ModuleList(Block(cfg, generator) for _ in range(cfg.n_layers))
+        self.ln_final = make_norm(cfg.norm, D)
+        self.hook_final = HookPoint()
+        self.W_U = (
+            None
+            if cfg.tied_embeddings
+            else normal_param((D, vocab_size), fan_in_std(D, cfg.init_scale), generator)
+        )
+        self.hook_logits = HookPoint()
+
+    def forward(
+        self,
+        tokens: Tensor | None = None,
+        *,
+        embeds: Tensor | None = None,
+        last_only: bool = False,
+        output: Literal["logits", "final"] = "logits",
+    ) -> Tensor:
+        """``tokens`` (B, T) int, or ``embeds`` (B, T, D) from a custom read-in.
+
+        Returns logits (B, T, V), or the final normalised residual (B, T, D) when
+        ``output="final"``; with ``last_only`` only the last position, T = 1.
+        """
+        x = self.W_E[tokens] if embeds is None else embeds  # (B, T, D)
+        T = x.shape[1]
+        if self.seq_len < T:
+            raise ValueError(f"sequence of length {T} exceeds the context {self.seq_len}")
+        if self.W_pos is not None:
+            x = x + self.W_pos[:T]
+        x = self.hook_embed(x)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, last_only=last_only and i == last)
+        x = self.hook_final(self.ln_final(x))
+        if output == "final":
+            return x
+        W_U = self.W_E.T if self.W_U is None else self.W_U
+        return self.hook_logits(x @ W_U)  # (B, T, V)
+
+    def sites(self) -> dict[str, HookPoint]:
+        """Canonical site name → hook module (see the module docstring)."""
+        out: dict[str, HookPoint] = {}
+        for name, module in self.named_modules():
+            if isinstance(module, HookPoint):
+                out[site_name(name)] = module
+        return out
+
+    def n_params(self, *, embeddings: bool = True) -> int:
+        skip = set() if embeddings else {"W_E", "W_pos", "W_U"}
+        return sum(p.numel() for n, p in self.named_parameters() if n not in skip)
+
+
+def site_name(module_path: str) -> str:
+    """``blocks.0.hook_attn_out`` → ``blocks.0.attn_out``; ``blocks.0.mixer.hook_pattern``
+    → ``blocks.0.attn.pattern``; ``blocks.0.mlp.hook_post`` → ``blocks.0.mlp.post``."""
+    parts = module_path.split(".")
+    parts[-1] = parts[-1].removeprefix("hook_")
+    return ".".join("attn" if p == "mixer" else p for p in parts)

@@ -1,0 +1,186 @@
+"""Self-contained HTML reports: one page per run, and an index over many runs.
+
+Pages carry their figures inline (base64 PNG) and their CSS in a ``<style>`` block,
+with no external URL, so a report can be mailed, archived or opened offline. The
+figures are also written as PNG and SVG under ``artifacts/figures/`` for papers.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fmlab.report.figures import close, png_bytes, save_figure
+from fmlab.store import RunData, atomic_write_bytes
+
+CSS = """
+body{font:14px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2329;
+background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde;
+padding-bottom:4px}
+.sub{color:#5b6570}.card{background:#fff;border:1px solid #e2e5ea;border-radius:8px;padding:14px;
+margin:10px 0}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:6px 8px;
+border-bottom:1px solid #eceef2;vertical-align:top}th{background:#f0f2f5;font-weight:600}
+td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+.pass{color:#0a7a32;font-weight:600}.fail{color:#b3261e;font-weight:600}.na{color:#6b7280}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.completed{background:#dff5e5;color:#0a7a32}.diverged{background:#fff1d6;color:#8a5a00}
+.failed{background:#fde2e1;color:#b3261e}.unfinished{background:#eceef2;color:#4b5563}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0;background:#fff;border:1px solid
+#e2e5ea;border-radius:8px;padding:8px;flex:1 1 460px}.figs img{width:100%;height:auto}
+figcaption{font-size:12px;color:#5b6570}pre{background:#fff;border:1px solid #e2e5ea;padding:10px;
+border-radius:8px;overflow:auto;font-size:12px}a{color:#1f5fbf}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    )
+
+
+def fmt(value: Any) -> str:
+    """Numbers to 4 significant digits; None as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    return html.escape(str(value))
+
+
+def claims_table(claims: list[Mapping[str, Any]]) -> str:
+    if not claims:
+        return "<p class='na'>This study states no claims.</p>"
+    rows = []
+    for c in claims:
+        verdict = {
+            True: "<span class='pass'>holds</span>",
+            False: "<span class='fail'>fails</span>",
+        }
+        ci = (
+            f" <span class='sub'>[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]</span>"
+            if c.get("ci")
+            else ""
+        )
+        note = f"<br><span class='sub'>{html.escape(c['note'])}</span>" if c.get("note") else ""
+        rows.append(
+            f"<tr><td>{verdict.get(c.get('passed'), '<span class=na>n/a</span>')}</td>"
+            f"<td><b>{html.escape(c['id'])}</b><br>{html.escape(c['statement'])}{note}</td>"
+            f"<td>{html.escape(c['source'])}</td><td class='num'>{fmt(c.get('metric'))}</td>"
+            f"<td class='num'>{fmt(c.get('value'))}{ci}</td>"
+            f"<td class='num'>{html.escape(c['threshold'])}</td></tr>"
+        )
+    head = "<tr><th></th><th>claim</th><th>source</th><th>metric</th><th>measured [95% CI]</th>"
+    return f"<table>{head}<th>threshold</th></tr>{''.join(rows)}</table>"
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td class='num'>{fmt(v)}</td></tr>"
+        for k, v in metrics.items()
+        if not k.endswith(("_ci_low", "_ci_high"))
+    )
+    return f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>"
+
+
+def render_figures(run: RunData) -> list[tuple[str, bytes]]:
+    """Call the study's figure function; save PNG+SVG; return (name, png) pairs."""
+    from fmlab.study import get_study
+
+    study = get_study(run.study)
+    if study.figures is None or run.metrics.empty:
+        return []
+    out = []
+    for name, fig in study.figures(run).items():
+        save_figure(fig, run.artifacts / "figures", name)
+        out.append((name, png_bytes(fig)))
+        close(fig)
+    return out
+
+
+def figures_html(figs: Iterable[tuple[str, bytes]]) -> str:
+    items = [
+        f"<figure><img alt='{html.escape(n)}' src='data:image/png;base64,"
+        f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(n)}</figcaption></figure>"
+        for n, png in figs
+    ]
+    return f"<div class='figs'>{''.join(items)}</div>" if items else "<p class='na'>No figures.</p>"
+
+
+def run_report_html(run: RunData) -> str:
+    from fmlab.study import get_study
+
+    study = get_study(run.study)
+    summary = run.summary or {"status": "unfinished", "metrics": {}, "claims": []}
+    status = summary.get("status", "unfinished")
+    passed = sum(bool(c.get("passed")) for c in summary.get("claims", []))
+    preset = summary.get("preset")
+    head = (
+        f"<h1>{html.escape(study.title)}</h1><div class='sub'>study <b>{run.study}</b>"
+        f"{f' · preset <b>{html.escape(preset)}</b>' if preset else ''} · run <code>{run.run_id}"
+        f"</code> · <span class='badge {status}'>{status}</span> · {fmt(summary.get('wall_s'))} s"
+        f" · claims {passed}/{len(summary.get('claims', []))} hold</div>"
+        f"<div class='card sub'>{html.escape(study.citation)}</div>"
+    )
+    parts = [head, "<h2>Claims</h2>", claims_table(summary.get("claims", []))]
+    parts += ["<h2>Figures</h2>", figures_html(render_figures(run))]
+    parts += ["<h2>Summary metrics</h2>", metrics_table(summary.get("metrics", {}))]
+    if summary.get("error"):
+        parts += ["<h2>Error</h2>", f"<pre>{html.escape(summary['error'])}</pre>"]
+    parts += ["<h2>Config</h2>", f"<pre>{html.escape(json.dumps(run.config, indent=2))}</pre>"]
+    parts += [
+        "<h2>Environment</h2>",
+        f"<pre>{html.escape(json.dumps(summary.get('env', {})))}</pre>",
+    ]
+    return _page(f"{run.study} {run.run_id}", "".join(parts))
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` (and figures); return its path."""
+    run = RunData(run_dir)
+    target = run.path / "report.html"
+    atomic_write_bytes(target, run_report_html(run).encode())
+    return target
+
+
+def write_index(run_dirs: Iterable[Path], target: Path, title: str = "fmlab report") -> Path:
+    """An index page of many runs: status and claims of each, linking their reports."""
+    target = Path(target)
+    sections, total, held = [], 0, 0
+    for run_dir in run_dirs:
+        run = RunData(run_dir)
+        summary = run.summary or {"status": "unfinished", "claims": []}
+        report = run.path / "report.html"
+        link = os.path.relpath(report, target.parent) if report.exists() else None
+        claims = summary.get("claims", [])
+        total, held = total + len(claims), held + sum(bool(c.get("passed")) for c in claims)
+        status = summary.get("status", "unfinished")
+        name = f"{run.study} · {summary.get('preset') or run.run_id}"
+        anchor = f"<a href='{html.escape(link)}'>{html.escape(name)}</a>" if link else name
+        sections.append(
+            f"<div class='card'><b>{anchor}</b> <span class='badge {status}'>{status}</span> "
+            f"<span class='sub'>{fmt(summary.get('wall_s'))} s · run {run.run_id}</span>"
+            f"{claims_table(claims)}</div>"
+        )
+    body = (
+        f"<h1>{html.escape(title)}</h1><div class='sub'>{held} of {total} claims hold "
+        f"across {len(sections)} runs</div>{''.join(sections)}"
+    )
+    atomic_write_bytes(target, _page(title, body).encode())
+    return target

@@ -1,0 +1,260 @@
+"""The run directory: the one contract between running, reporting and resuming.
+
+    runs/<study>/<run_id>/
+        config.json       the resolved config, enough to rerun it exactly
+        metrics.parquet   long table: step, name, value (+ tag columns such as seed)
+        summary.json      written last and atomically; its presence means "finished"
+        artifacts/        weights (safetensors), figures, anything else
+
+Every file is written to a temporary name in the same directory, fsynced and renamed
+over the target, so a killed process never leaves a half-written file behind under a
+real name. A run without ``summary.json`` did not finish and is simply run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fmlab.config import flatten
+
+SUMMARY, CONFIG, METRICS, ARTIFACTS = "summary.json", "config.json", "metrics.parquet", "artifacts"
+STATUSES = ("completed", "diverged", "failed")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not supported on every platform/filesystem
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    atomic_write_bytes(path, text.encode())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf become None (JSON has no NaN); containers are converted recursively."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item"):
+        return json_safe(value.item())
+    return value
+
+
+class Run:
+    """A run directory being written. Create it with :meth:`Run.start`."""
+
+    def __init__(self, path: Path, study: str, run_id: str, config: Mapping[str, Any]):
+        self.path, self.study, self.run_id = Path(path), study, run_id
+        self.config = dict(config)
+        self._rows: list[dict[str, Any]] = []
+        self.progress = None  # a fmlab.progress.Progress while a console is attached
+
+    @classmethod
+    def start(cls, root: Path, study: str, run_id: str, config: Mapping[str, Any]) -> Run:
+        """Create (or reset an unfinished) ``root/study/run_id`` and write config.json.
+
+        A finished run (with ``summary.json``) is never reset: that is the caller's
+        decision (``--force``), made by deleting the summary first.
+        """
+        path = Path(root) / study / run_id
+        if (path / SUMMARY).exists():
+            raise FileExistsError(f"{path} has finished; remove {SUMMARY} to rerun it")
+        if path.exists():  # leftovers of a killed attempt: start clean
+            for child in path.iterdir():
+                if child.name.startswith(".lease"):
+                    continue
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        (path / ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path / CONFIG, {"study": study, "run_id": run_id, "config": config})
+        return cls(path, study, run_id, config)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.path / ARTIFACTS
+
+    def log(self, step: int, metrics: Mapping[str, float], **tags: Any) -> None:
+        """Append ``metrics`` at ``step``; ``tags`` (seed=0, variant="grokfast") become
+        columns of the long table."""
+        for name, value in metrics.items():
+            self._rows.append({"step": int(step), "name": name, "value": float(value), **tags})
+
+    def track(self, items: Iterable[Any], total: int, label: str = "") -> Iterator[Any]:
+        """Iterate ``items`` (e.g. the training generator), advancing a progress bar by
+        each item's step when a console is attached; a plain pass-through otherwise."""
+        ctx = self.progress.task(label or self.study, total) if self.progress else nullcontext()
+        with ctx as bar:
+            for item in items:
+                if bar is not None:
+                    bar(item[0] if isinstance(item, tuple) else None)
+                yield item
+
+    def metrics_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self._rows)
+        if frame.empty:
+            frame = pd.DataFrame({"step": [], "name": [], "value": []})
+        return frame
+
+    def flush(self) -> None:
+        """Write everything logged so far to metrics.parquet (atomically)."""
+        data = self.metrics_frame().to_parquet(index=False)
+        atomic_write_bytes(self.path / METRICS, data)
+
+    def save_weights(self, name: str, module_or_state: Any) -> Path:
+        """Save weights as ``artifacts/<name>.safetensors`` (never pickle)."""
+        from safetensors.torch import save
+
+        state = getattr(module_or_state, "state_dict", lambda: module_or_state)()
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+        target = self.artifacts / f"{name}.safetensors"
+        atomic_write_bytes(target, save(tensors))
+        return target
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        target = self.artifacts / f"{name}.json"
+        atomic_write_json(target, json_safe(obj))
+        return target
+
+    def finish(self, summary: Mapping[str, Any]) -> Path:
+        """Flush metrics, then write summary.json — last, atomically."""
+        if summary.get("status") not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {summary.get('status')!r}")
+        self.flush()
+        atomic_write_json(self.path / SUMMARY, json_safe(dict(summary)))
+        return self.path / SUMMARY
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's summary, or None when it has not finished."""
+    path = Path(run_dir) / SUMMARY
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / CONFIG).read_text())
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return pd.DataFrame({"step": [], "name": [], "value": []})
+    return pd.read_parquet(path)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
+def find_runs(path: Path) -> list[Path]:
+    """Run directories at or below ``path`` (finished or not), sorted."""
+    path = Path(path)
+    if is_run_dir(path):
+        return [path]
+    return sorted(p.parent for p in path.rglob(CONFIG) if p.parent.name != ARTIFACTS)
+
+
+def load_runs(path: Path, *, finished_only: bool = True) -> pd.DataFrame:
+    """One row per run below ``path``: study, run_id, status, wall_s, path, the
+    flattened config (``config.<key>``), summary metrics (``metrics.<name>``) and the
+    number of claims passed/total. Unfinished runs appear only if asked for."""
+    rows = []
+    for run_dir in find_runs(path):
+        summary = read_summary(run_dir)
+        if summary is None:
+            if finished_only:
+                continue
+            head = read_config(run_dir)
+            summary = {**head, "status": "unfinished"}
+        claims = summary.get("claims") or []
+        row = {
+            "study": summary.get("study"),
+            "run_id": summary.get("run_id"),
+            "status": summary.get("status"),
+            "wall_s": summary.get("wall_s"),
+            "path": str(run_dir),
+            "claims_passed": sum(bool(c.get("passed")) for c in claims),
+            "claims_total": len(claims),
+        }
+        row.update({f"config.{k}": v for k, v in flatten(summary.get("config") or {}).items()})
+        row.update({f"metrics.{k}": v for k, v in (summary.get("metrics") or {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class RunData:
+    """A finished (or unfinished) run read back from disk, for reports and fits."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        head = read_config(self.path)
+        self.study: str = head["study"]
+        self.run_id: str = head["run_id"]
+        self.config: dict[str, Any] = head["config"]
+        self.summary: dict[str, Any] | None = read_summary(self.path)
+        self._metrics: pd.DataFrame | None = None
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        if self._metrics is None:
+            self._metrics = read_metrics(self.path)
+        return self._metrics
+
+    @property
+    def artifacts(self) -> Path:
+        return self.path / ARTIFACTS
+
+    def series(self, name: str, **tags: Any) -> pd.DataFrame:
+        """Rows of one metric (optionally filtered by tag values), sorted by step."""
+        frame = self.metrics[self.metrics["name"] == name]
+        for key, value in tags.items():
+            frame = frame[frame[key] == value]
+        return frame.sort_values("step")

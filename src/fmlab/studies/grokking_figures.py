@@ -1,0 +1,64 @@
+"""Figures of a grokking run, read from its run directory (never from training)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from fmlab.report.figures import PALETTE, new_figure, plot_curves, styled
+from fmlab.store import RunData
+
+
+def figures(run: RunData) -> dict[str, object]:
+    m = run.metrics
+    out: dict[str, object] = {}
+    base = {"variant": "baseline"} if "variant" in m else {}
+
+    fig, ax = new_figure()
+    plot_curves(ax, m, ["train_acc", "test_acc"], where=base)
+    ax.set(ylabel="accuracy", title="Accuracy (one line per seed)")
+    out["accuracy"] = styled(fig)
+
+    fig, ax = new_figure()
+    plot_curves(ax, m, ["train_loss", "test_loss"], where=base, logy=True)
+    ax.set(ylabel="cross-entropy", title="Loss")
+    out["loss"] = styled(fig)
+
+    fig, axes = new_figure(ncols=2)
+    plot_curves(axes[0], m, ["weight_norm"], where=base)
+    axes[0].set(ylabel="‖θ‖₂", title="Total weight norm")
+    plot_curves(axes[1], m, ["fourier_top_k_frac"], where=base, colors=PALETTE[2:])
+    axes[1].set(ylabel="share of energy", title="Embedding energy in top-k frequencies")
+    out["progress_measures"] = styled(fig)
+
+    spectra = sorted(run.artifacts.glob("fourier_baseline_seed*.json"))
+    if spectra:
+        data = json.loads(spectra[0].read_text())
+        k = np.arange(1, len(data["init"]) + 1)
+        fig, ax = new_figure(width=7.0)
+        ax.bar(k - 0.2, data["init"], width=0.4, color="#bbbbbb", label="initialisation")
+        ax.bar(k + 0.2, data["final"], width=0.4, color=PALETTE[0], label="end of training")
+        ax.set(
+            xlabel="frequency k",
+            ylabel="share of embedding energy",
+            title=f"Fourier spectrum of the token embedding ({spectra[0].stem[8:]})",
+        )
+        ax.legend()
+        out["fourier_spectrum"] = styled(fig)
+
+    if "variant" in m and (m["variant"] == "grokfast").any():
+        fig, ax = new_figure()
+        for color, variant in zip(PALETTE, ("baseline", "grokfast"), strict=False):
+            plot_curves(
+                ax,
+                m,
+                ["test_acc"],
+                where={"variant": variant},
+                colors=[color],
+                labels={"test_acc": f"test acc, {variant}"},
+            )
+        ax.legend()
+        ax.set(ylabel="test accuracy", title="Grokfast-EMA vs baseline (same seeds)")
+        out["grokfast"] = styled(fig)
+    return out

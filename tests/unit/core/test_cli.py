@@ -1,0 +1,68 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fmlab.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_list_json_shows_studies_and_registries():
+    result = invoke("list", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    grok = next(s for s in data["studies"] if s["name"] == "grokking")
+    assert grok["presets"] == ["smoke", "quick", "paper"]
+    assert "attention" in data["mixers"] and "modular" in data["tasks"]
+    assert {"demo", "quick"} <= set(data["suites"])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "grokkin"], ["unknown study 'grokkin'", "Did you mean 'grokking'"]),
+        (["run", "grokking", "-p", "quik"], ["Did you mean 'quick'"]),
+        (["run", "grokking", "--set", "model.d_model=abc"], ["model.d_model", "valid integer"]),
+        (["run", "grokking", "--set", "train.lrr=1"], ["train.lrr", "Did you mean lr"]),
+        (["run", "grokking", "--set", "oops"], ["key=value"]),
+        (["reproduce", "--suite", "qiuck"], ["unknown suite", "quick"]),
+    ],
+)
+def test_bad_input_is_one_clear_error(args, fragments, tmp_path):
+    result = invoke(*args, *(["--out", str(tmp_path)] if args[0] == "run" else []))
+    assert result.exit_code == 2
+    text = re.sub(r"\s+", " ", result.output)
+    for fragment in fragments:
+        assert fragment in text
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.rglob("config.json"))  # nothing was started
+
+
+def test_run_show_report_roundtrip(tmp_path):
+    out = tmp_path / "runs"
+    args = ["run", "grokking", "-p", "smoke", "--set", "train.steps=20", "--out", str(out)]
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["status"] == "completed" and summary["preset"] == "smoke"
+    assert {c["id"] for c in summary["claims"]} >= {"delayed-generalization"}
+    run_dir = summary["path"]
+    html = Path(summary["report"]).read_text()
+    assert "data:image/png;base64," in html and "Claims" in html
+    assert not re.search(r"(src|href)=['\"]https?://", html)  # self-contained
+    shown = invoke("show", run_dir, "--json")
+    assert json.loads(shown.output)["run_id"] == summary["run_id"]
+    assert invoke("show", run_dir).exit_code == 0
+    rerun = json.loads(invoke(*args, "--json").output)
+    assert rerun["reused"] is True
+    rep = invoke("report", str(out), "--json")
+    assert rep.exit_code == 0 and json.loads(rep.output)["reports"]
+    assert invoke("show", str(tmp_path)).exit_code == 2
+    assert invoke("report", str(tmp_path / "nope")).exit_code == 2

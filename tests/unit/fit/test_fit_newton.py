@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from fmlab.fit._newton import (
+    LSETerm,
+    _Problem,
+    huber,
+    huber_lse_gradient,
+    lse_predict,
+    minimize_huber_lse,
+)
+from fmlab.fit.datasets import sample_chinchilla
+
+
+def _chinchilla_problem(n=60, noise=0.01, seed=0):
+    df = sample_chinchilla(n, noise=noise, seed=seed)
+    x1, x2, y = np.log(df.N.to_numpy()), np.log(df.D.to_numpy()), np.log(df.loss.to_numpy())
+    one = np.ones(n)
+    terms = [
+        LSETerm((0, 3), np.stack([one, -x1], 1)),
+        LSETerm((1, 4), np.stack([one, -x2], 1)),
+        LSETerm((2,), one[:, None]),
+    ]
+    return terms, y
+
+
+def _objective(terms, y, theta, delta=1e-3, w=1.0):
+    return float(np.sum(w * huber(lse_predict(terms, theta)[0] - y, delta)))
+
+
+def test_gradient_and_hessian_match_finite_differences():
+    terms, y = _chinchilla_problem()
+    theta = np.array([6.0, 6.0, 0.5, 0.34, 0.28])
+    delta = 0.05  # most residuals in the quadratic zone: the Hessian is smooth there
+    prob = _Problem(terms, y, delta, rows=1)
+    f, g, H, _ = prob.derivatives(theta[None], np.ones((1, len(y))))
+    assert f[0] == pytest.approx(_objective(terms, y, theta, delta))
+    eps = 1e-6
+    for j in range(5):
+        e = np.eye(5)[j] * eps
+        fd = _objective(terms, y, theta + e, delta) - _objective(terms, y, theta - e, delta)
+        assert g[0, j] == pytest.approx(fd / (2 * eps), rel=1e-5, abs=1e-9)
+        gp = huber_lse_gradient(terms, y, theta + e, delta=delta)
+        gm = huber_lse_gradient(terms, y, theta - e, delta=delta)
+        assert H[0, :, j] == pytest.approx((gp - gm) / (2 * eps), rel=1e-4, abs=1e-6)
+
+
+def test_reaches_a_true_minimum_that_scipy_cannot_improve():
+    terms, y = _chinchilla_problem()
+    starts = np.array([[5.0, 5.0, 0.0, 0.5, 0.5], [10.0, 0.0, 1.0, 1.0, 0.0], [0, 0, 0, 0, 0]])
+    res = minimize_huber_lse(terms, y, starts)
+    assert res.converged.all()
+    assert np.all(res.grad_norm <= 1e-8 * 1e-3 * len(y))
+    best = res.theta[np.argmin(res.fun)]
+
+    def fg(t):
+        return _objective(terms, y, t), huber_lse_gradient(terms, y, t)
+
+    polished = minimize(fg, best, jac=True, method="L-BFGS-B", options={"ftol": 0, "gtol": 1e-14})
+    assert polished.fun >= res.fun.min() * (1 - 1e-10)
+    for s in starts:  # scipy from the same starts ends no lower than our best
+        assert minimize(fg, s, jac=True, method="L-BFGS-B").fun >= res.fun.min() * (1 - 1e-9)
+
+
+def test_weights_equal_duplicated_points():
+    terms, y = _chinchilla_problem(n=40, seed=1)
+    counts = np.random.default_rng(0).multinomial(40, np.full(40, 1 / 40)).astype(float)
+    start = np.array([[6.0, 6.0, 0.5, 0.3, 0.3]])
+    weighted = minimize_huber_lse(terms, y, start, weights=counts)
+    rep = np.repeat(np.arange(40), counts.astype(int))
+    dup_terms = [LSETerm(t.params, t.features[rep]) for t in terms]
+    duplicated = minimize_huber_lse(dup_terms, y[rep], start)
+    assert weighted.fun[0] == pytest.approx(duplicated.fun[0], rel=1e-9)
+    assert weighted.theta[0] == pytest.approx(duplicated.theta[0], rel=1e-5, abs=1e-7)
+
+
+def test_per_problem_weights_and_working_set_refill():
+    terms, y = _chinchilla_problem(n=50, seed=2)
+    rng = np.random.default_rng(3)
+    w = rng.multinomial(50, np.full(50, 1 / 50), size=37).astype(float)  # (37, 50)
+    starts = np.tile([6.0, 6.0, 0.5, 0.3, 0.3], (37, 1))
+    batched = minimize_huber_lse(terms, y, starts, weights=w, chunk_size=8)
+    for i in (0, 17, 36):
+        alone = minimize_huber_lse(terms, y, starts[i : i + 1], weights=w[i])
+        assert batched.fun[i] == pytest.approx(alone.fun[0], rel=1e-10)
+
+
+def test_iteration_cap_is_reported_as_not_converged():
+    terms, y = _chinchilla_problem()
+    res = minimize_huber_lse(terms, y, np.array([[20.0, 20.0, -1.0, 2.0, 2.0]]), max_iter=2)
+    assert not res.converged[0] and res.n_iter[0] == 2
