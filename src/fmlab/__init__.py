@@ -1,3 +1,43 @@
-"""fmlab: a laboratory for the mathematical and empirical understanding of foundation models."""
+"""fmlab: a laboratory for the mathematical and empirical understanding of foundation models.
+
+The public API, re-exported here::
+
+    import fmlab
+    study = fmlab.get_study("grokking")
+    cfg = study.resolve("quick", ["train.lr=1e-3"])
+    result = fmlab.execute(study, cfg, "runs")      # runs/grokking/<run_id>/
+    table = fmlab.load_runs("runs")                   # one row per finished run
+"""
 
 __version__ = "0.1.0"
+
+from fmlab.claims import Claim
+from fmlab.config import Config, ConfigError, config_hash
+from fmlab.errors import UserInputError
+from fmlab.registry import Registry, UnknownNameError
+from fmlab.runner import RunResult, execute, execute_batch
+from fmlab.store import Run, RunData, load_runs, read_metrics, read_summary
+from fmlab.study import Study, all_studies, get_study, study
+
+__all__ = [
+    "Claim",
+    "Config",
+    "ConfigError",
+    "Registry",
+    "Run",
+    "RunData",
+    "RunResult",
+    "Study",
+    "UnknownNameError",
+    "UserInputError",
+    "__version__",
+    "all_studies",
+    "config_hash",
+    "execute",
+    "execute_batch",
+    "get_study",
+    "load_runs",
+    "read_metrics",
+    "read_summary",
+    "study",
+]

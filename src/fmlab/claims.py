@@ -4,7 +4,8 @@ A claim names a summary metric, a comparison and a threshold taken from the pape
 is evaluated from the run's metrics only, so a report can re-check it without training.
 When the metric comes with a confidence interval (``<metric>_ci_low``/``_ci_high`` in
 the metrics), the interval is shown, and ``decide_by`` can make the claim pass only if
-the whole interval clears the threshold.
+the whole interval clears the threshold. An ``optional`` claim whose metric the run
+did not measure at all (e.g. a comparison that was switched off) is "not tested".
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Claim:
     op: Literal[">=", "<=", ">", "<"]
     threshold: float
     decide_by: Literal["value", "ci"] = "value"
+    optional: bool = False  # absent metric ⇒ "not tested" (passed None), not a failure
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -38,7 +40,9 @@ class Claim:
         hi = _number(metrics.get(f"{self.metric}_ci_high"))
         ci = [lo, hi] if lo is not None and hi is not None else None
         compare = OPS[self.op]
-        if value is None:
+        if self.optional and self.metric not in metrics:
+            passed, note = None, "not tested in this configuration"
+        elif value is None:
             passed, note = False, f"metric {self.metric!r} was not reached or not measured"
         elif self.decide_by == "ci" and ci is not None:
             bound = lo if self.op in (">=", ">") else hi

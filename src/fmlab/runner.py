@@ -71,40 +71,107 @@ def execute(
     recording the failure (for interactive use); ``progress`` shows progress bars;
     ``preset`` is recorded in the summary for reports (it is not part of the run id).
     """
+    done = finished(study, cfg, out, force)
+    if done is not None:
+        return done
+    run = begin(study, cfg, out, progress)
+    started = time.perf_counter()
+    try:
+        with numerics():
+            outcome: Mapping[str, Any] | BaseException = dict(study.run(cfg, run))
+    except Exception as e:  # recorded, not raised: a sweep goes on past a failed run
+        outcome = e
+    result = record(study, run, outcome, time.perf_counter() - started, preset)
+    if reraise and isinstance(outcome, BaseException) and not isinstance(outcome, Diverged):
+        raise outcome
+    return result
+
+
+def execute_batch(
+    study: Study,
+    cfgs: list[Config],
+    out: Path,
+    *,
+    force: bool = False,
+    progress: Any = None,
+    preset: str | None = None,
+) -> list[RunResult]:
+    """Run several configs as one batched computation (``study.run_batch``): each still
+    gets its own run directory and summary. Finished configs are skipped; without a
+    ``run_batch`` the configs run one after another."""
+    results: dict[int, RunResult] = {}
+    todo = []
+    for i, cfg in enumerate(cfgs):
+        done = finished(study, cfg, out, force)
+        if done is not None:
+            results[i] = done
+        else:
+            todo.append(i)
+    if study.run_batch is None or len(todo) < 2:
+        for i in todo:
+            results[i] = execute(study, cfgs[i], out, force=force, progress=progress, preset=preset)
+        return [results[i] for i in range(len(cfgs))]
+    runs = [begin(study, cfgs[i], out, progress) for i in todo]
+    started = time.perf_counter()
+    try:
+        with numerics():
+            outcomes = list(study.run_batch([cfgs[i] for i in todo], runs))
+    except Exception as e:  # the whole batch failed: every member records it
+        outcomes = [e] * len(todo)
+    wall = (time.perf_counter() - started) / len(todo)  # each member's share
+    for i, run, outcome in zip(todo, runs, outcomes, strict=True):
+        results[i] = record(study, run, outcome, wall, preset)
+    return [results[i] for i in range(len(cfgs))]
+
+
+def finished(study: Study, cfg: Config, out: Path, force: bool) -> RunResult | None:
+    """The recorded result if this config already finished (and ``force`` is off)."""
     path = run_dir(study, cfg, out)
     existing = read_summary(path)
     if existing is not None and existing.get("status") in DONE and not force:
         return RunResult(path, existing, reused=True)
     if existing is not None:
         (path / SUMMARY).unlink()
-    run_id = path.name
-    config = cfg.model_dump(mode="json")
-    run = Run.start(Path(out), study.name, run_id, config)
+    return None
+
+
+def begin(study: Study, cfg: Config, out: Path, progress: Any = None) -> Run:
+    run = Run.start(
+        Path(out), study.name, config_hash(study.name, cfg), cfg.model_dump(mode="json")
+    )
     run.progress = progress
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
-        with numerics():
-            metrics: Mapping[str, Any] = dict(study.run(cfg, run))
-        status = "completed"
-    except Diverged as d:
-        status, metrics = "diverged", {"diverged_at_step": d.step}
-    except Exception as e:  # recorded, not raised: a sweep goes on past a failed run
-        status, metrics, error = "failed", {}, e
+    return run
+
+
+def record(
+    study: Study,
+    run: Run,
+    outcome: Mapping[str, Any] | BaseException,
+    wall_s: float,
+    preset: str | None = None,
+) -> RunResult:
+    """Turn a study's outcome into ``summary.json``: metrics → completed, a NaN/inf
+    loss → diverged (with its step), any other exception → failed (with traceback)."""
+    error = None
+    if isinstance(outcome, Diverged):
+        status, metrics = "diverged", {"diverged_at_step": outcome.step}
+    elif isinstance(outcome, BaseException):
+        status, metrics = "failed", {}
+        error = "".join(traceback.format_exception(outcome))
+    else:
+        status, metrics = "completed", dict(outcome)
     summary = {
         "study": study.name,
-        "run_id": run_id,
+        "run_id": run.run_id,
         "status": status,
         "preset": preset,
-        "config": config,
-        "metrics": dict(metrics),
+        "config": run.config,
+        "metrics": metrics,
         "claims": evaluate_claims(study.claims, metrics),
         "env": env_info(),
-        "wall_s": round(time.perf_counter() - started, 3),
+        "wall_s": round(wall_s, 3),
     }
     if error is not None:
-        summary["error"] = "".join(traceback.format_exception(error))
+        summary["error"] = error
     run.finish(summary)
-    if error is not None and reraise:
-        raise error
-    return RunResult(path, read_summary(path) or summary)
+    return RunResult(run.path, read_summary(run.path) or summary)

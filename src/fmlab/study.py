@@ -20,6 +20,9 @@ from fmlab.store import Run, RunData
 
 PRESET_NAMES = ("smoke", "quick", "paper")
 RunFn = Callable[[Any, Run], Mapping[str, float]]
+# Trains several configs that differ only in ``ensemble_keys`` as one batched
+# computation; returns, per config, its summary metrics or the exception it ended with.
+BatchFn = Callable[[Sequence[Any], Sequence[Run]], Sequence[Mapping[str, Any] | BaseException]]
 FiguresFn = Callable[[RunData], Mapping[str, Any]]
 
 
@@ -35,6 +38,8 @@ class Study:
     figures: FiguresFn | None = None
     description: str = ""
     preset_notes: Mapping[str, str] = field(default_factory=dict)
+    run_batch: BatchFn | None = None
+    ensemble_keys: tuple[str, ...] = ()  # dotted config keys run_batch lets differ
 
     def preset(self, name: str) -> Config:
         if name not in self.presets:
@@ -59,6 +64,8 @@ def study(
     citation: str,
     figures: FiguresFn | None = None,
     preset_notes: Mapping[str, str] | None = None,
+    run_batch: BatchFn | None = None,
+    ensemble_keys: Sequence[str] = (),
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated run function as study ``name``."""
     missing = [p for p in PRESET_NAMES if p not in presets]
@@ -83,6 +90,8 @@ def study(
                 figures=figures,
                 description=doc.strip(),
                 preset_notes=dict(preset_notes or {}),
+                run_batch=run_batch,
+                ensemble_keys=tuple(ensemble_keys),
             ),
         )
         return fn

@@ -19,7 +19,7 @@ def test_smoke_preset_runs_and_reports(study, tmp_path):
     summary = read_summary(result.path)
     assert summary["study"] == study.name and summary["run_id"] == result.path.name
     assert [c["id"] for c in summary["claims"]] == [c.id for c in study.claims]
-    assert all(isinstance(c["passed"], bool) for c in summary["claims"])
+    assert all(c["passed"] in (True, False, None) for c in summary["claims"])
     metrics = read_metrics(result.path)
     assert {"step", "name", "value"} <= set(metrics.columns) and len(metrics) > 0
     report = write_run_report(result.path)

@@ -1,6 +1,11 @@
 """The ``fmlab`` command line. Each command group lives in its own module."""
 
-from fmlab.cli import core  # noqa: F401  (registers commands)
+from fmlab.cli import (
+    core,  # noqa: F401  (registers commands)
+    fit,  # noqa: F401  (registers `fmlab fit …`)
+    inspect,  # noqa: F401  (registers `fmlab inspect`)
+    sweep,  # noqa: F401  (registers `fmlab sweep | status | table`)
+)
 from fmlab.cli.app import app
 
 

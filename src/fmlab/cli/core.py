@@ -19,7 +19,7 @@ def _claims_table(summary: dict[str, Any]) -> Table:
     for col in ("", "claim", "measured [95% CI]", "threshold", "source"):
         table.add_column(col)
     for c in summary.get("claims", []):
-        mark = "[green]holds[/]" if c["passed"] else "[red]fails[/]"
+        mark = {True: "[green]holds[/]", False: "[red]fails[/]"}.get(c["passed"], "[dim]n/a[/]")
         value = "–" if c["value"] is None else f"{c['value']:.4g}"
         if c.get("ci"):
             value += f" [{c['ci'][0]:.4g}, {c['ci'][1]:.4g}]"
@@ -148,12 +148,19 @@ def report(
     if index is not None or len(run_dirs) > 1:
         target = index or Path(paths[0]) / "index.html"
         result["index"] = str(write_index(run_dirs, target))
+    sweeps = [p for p in paths if (Path(p) / "sweep.json").is_file()]
+    if sweeps:  # a sweep directory also gets its page: metrics against the swept keys
+        from fmlab.sweep.report import write_sweep_report
+
+        result["sweeps"] = [str(write_sweep_report(p)) for p in sweeps]
     if as_json:
         return emit_json(result)
     for r in reports:
         out.print(f"report: {r}")
     if "index" in result:
         out.print(f"index: {result['index']}")
+    for page in result.get("sweeps", []):
+        out.print(f"sweep: {page}")
 
 
 def _existing(path: Path) -> list[Path]:

@@ -55,14 +55,20 @@ def _initial_guess(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array([lo, hi, z0, math.log(width)])
 
 
+def _width(lw: float) -> float:
+    """exp(log-width), clipped: on a flat curve the optimizer can push the width to
+    infinity (any width fits), which must not overflow."""
+    return math.exp(min(max(lw, -50.0), 50.0))
+
+
 def _residuals(p, z, y):
     lo, hi, z0, lw = p
-    return lo + (hi - lo) * _sigmoid((z - z0) / math.exp(lw)) - y
+    return lo + (hi - lo) * _sigmoid((z - z0) / _width(lw)) - y
 
 
 def _jacobian(p, z, y):
     lo, hi, z0, lw = p
-    w = math.exp(lw)
+    w = _width(lw)
     s = _sigmoid((z - z0) / w)
     ds = (hi - lo) * s * (1 - s)
     return np.stack([1 - s, s, -ds / w, -ds * (z - z0) / w], 1)
@@ -85,7 +91,7 @@ class TransitionFit:
         return np.log(t) if self.log_x else t
 
     def _g_inv(self, z: float) -> float:
-        return float(math.exp(z)) if self.log_x else float(z)
+        return float(math.exp(min(z, 700.0))) if self.log_x else float(z)
 
     def fit(self, t: Any, y: Any) -> TransitionFit:
         arrays = check_positive_finite({"t": t, "y": y}, positive=["t"] if self.log_x else [])
@@ -104,7 +110,7 @@ class TransitionFit:
         ]
         best = min(fits, key=lambda r: r.cost)
         self.lo_, self.hi_, z0, lw = (float(v) for v in best.x)
-        self.width_ = math.exp(lw)
+        self.width_ = _width(lw)
         self.t0_ = self._g_inv(z0)
         half = self.width_ * math.log(9)
         self.onset_, self.end_ = self._g_inv(z0 - half), self._g_inv(z0 + half)

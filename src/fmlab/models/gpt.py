@@ -22,8 +22,10 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from fmlab.config import Config
-from fmlab.models.layers import MLP, HookPoint, fan_in_std, make_norm, normal_param
+from fmlab.models.layers import MLP, HookPoint, fan_in_std, make_norm, normal_param, project
 from fmlab.models.mixers import MIXERS, build_mixer
+from fmlab.models.mixers.short_conv import ShortConv
+from fmlab.models.moe import MoEConfig, build_moe
 
 
 class GPTConfig(Config):
@@ -42,6 +44,14 @@ class GPTConfig(Config):
     mixer: str = "attention"
     attn_window: int | None = Field(None, ge=1)
     init_scale: float = Field(1.0, gt=0)
+    # options of the other mixers and layers (fmlab.models.mixers, fmlab.models.moe)
+    short_conv: int = Field(0, ge=0, description="causal depthwise conv kernel before the mixer")
+    d_state: int = Field(16, ge=1, description="ssm: state expansion per channel")
+    feature_map: Literal["elu", "taylor"] = "taylor"
+    feature_dim: int = Field(16, ge=1, description="linear_attention: q/k width per head")
+    long_filter: Literal["implicit", "explicit"] = "implicit"
+    filter_len: int = Field(256, ge=2, description="hyena: filter length; set it to the context")
+    moe: MoEConfig | None = Field(None, description="a mixture of experts replaces the MLP")
 
     @model_validator(mode="after")
     def _check(self) -> GPTConfig:
@@ -51,6 +61,8 @@ class GPTConfig(Config):
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set d_head"
             )
+        if self.moe is not None and self.d_mlp == 0 and self.moe.d_expert is None:
+            raise ValueError("moe needs d_mlp > 0 or moe.d_expert (the experts' hidden width)")
         return self
 
     @property
@@ -65,10 +77,17 @@ class Block(nn.Module):
         super().__init__()
         self.hook_resid_pre = HookPoint()
         self.ln1 = make_norm(cfg.norm, cfg.d_model)
+        self.short_conv = (
+            ShortConv(cfg.d_model, cfg.short_conv, generator) if cfg.short_conv else None
+        )
         self.mixer = build_mixer(cfg.mixer, cfg, generator)
         self.hook_attn_out = HookPoint()
         self.mlp: nn.Module | None = None
-        if cfg.d_mlp > 0:
+        if cfg.moe is not None:
+            self.ln2 = make_norm(cfg.norm, cfg.d_model)
+            self.mlp = build_moe(cfg, generator)
+            self.hook_mlp_out = HookPoint()
+        elif cfg.d_mlp > 0:
             self.ln2 = make_norm(cfg.norm, cfg.d_model)
             self.mlp = MLP(
                 cfg.d_model,
@@ -83,7 +102,10 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, *, last_only: bool = False) -> Tensor:  # (B, T, D)
         x = self.hook_resid_pre(x)
-        mixed = self.hook_attn_out(self.mixer(self.ln1(x), last_only=last_only))
+        h = self.ln1(x)
+        if self.short_conv is not None:
+            h = self.short_conv(h)
+        mixed = self.hook_attn_out(self.mixer(h, last_only=last_only))
         x = (x[:, -1:] if last_only else x) + mixed
         if self.mlp is not None:
             x = x + self.hook_mlp_out(self.mlp(self.ln2(x)))
@@ -148,7 +170,7 @@ class GPT(nn.Module):
         if output == "final":
             return x
         W_U = self.W_E.T if self.W_U is None else self.W_U
-        return self.hook_logits(x @ W_U)  # (B, T, V)
+        return self.hook_logits(project(x, W_U))  # (B, T, V)
 
     def sites(self) -> dict[str, HookPoint]:
         """Canonical site name → hook module (see the module docstring)."""

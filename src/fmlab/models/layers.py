@@ -50,8 +50,15 @@ class Linear(nn.Module):
         self.bias = zeros_param((d_out,)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:  # (..., d_in) -> (..., d_out)
-        y = x @ self.weight
+        y = project(x, self.weight)
         return y + self.bias if self.bias is not None else y
+
+
+def project(x: Tensor, weight: Tensor) -> Tensor:
+    """``x @ weight`` with x flattened to 2-D first: one (N·T, d_in) × (d_in, d_out)
+    matmul. Under ``torch.func.vmap`` (ensembles) a 3-D ``x`` against a batched weight
+    would otherwise become N·T tiny matmuls."""
+    return (x.reshape(-1, x.shape[-1]) @ weight).view(*x.shape[:-1], weight.shape[-1])
 
 
 ACTIVATIONS = {"relu": nn.functional.relu, "gelu": nn.functional.gelu}

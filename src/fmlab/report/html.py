@@ -91,12 +91,22 @@ def claims_table(claims: list[Mapping[str, Any]]) -> str:
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td class='num'>{fmt(v)}</td></tr>"
-        for k, v in metrics.items()
-        if not k.endswith(("_ci_low", "_ci_high"))
-    )
-    return f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>"
+    """One row per quantity: value, its 95 % CI and per-seed values when present."""
+    suffixes = ("_ci_low", "_ci_high", "_by_seed")
+    rows = []
+    for key, value in metrics.items():
+        if key.endswith(suffixes):
+            continue
+        low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+        ci = f"[{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
+        per_seed = metrics.get(f"{key}_by_seed")
+        seeds = fmt(per_seed) if isinstance(per_seed, list) and len(per_seed) > 1 else ""
+        rows.append(
+            f"<tr><td>{html.escape(key)}</td><td class='num'>{fmt(value)}</td>"
+            f"<td class='num'>{ci}</td><td class='num'>{seeds}</td></tr>"
+        )
+    head = "<tr><th>metric</th><th>value</th><th>95% CI</th><th>per seed</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
 
 
 def render_figures(run: RunData) -> list[tuple[str, bytes]]:
@@ -129,13 +139,14 @@ def run_report_html(run: RunData) -> str:
     study = get_study(run.study)
     summary = run.summary or {"status": "unfinished", "metrics": {}, "claims": []}
     status = summary.get("status", "unfinished")
-    passed = sum(bool(c.get("passed")) for c in summary.get("claims", []))
+    passed = sum(c.get("passed") is True for c in summary.get("claims", []))
+    tested = sum(c.get("passed") is not None for c in summary.get("claims", []))
     preset = summary.get("preset")
     head = (
         f"<h1>{html.escape(study.title)}</h1><div class='sub'>study <b>{run.study}</b>"
         f"{f' · preset <b>{html.escape(preset)}</b>' if preset else ''} · run <code>{run.run_id}"
         f"</code> · <span class='badge {status}'>{status}</span> · {fmt(summary.get('wall_s'))} s"
-        f" · claims {passed}/{len(summary.get('claims', []))} hold</div>"
+        f" · claims {passed}/{tested} hold</div>"
         f"<div class='card sub'>{html.escape(study.citation)}</div>"
     )
     parts = [head, "<h2>Claims</h2>", claims_table(summary.get("claims", []))]
@@ -169,7 +180,8 @@ def write_index(run_dirs: Iterable[Path], target: Path, title: str = "fmlab repo
         report = run.path / "report.html"
         link = os.path.relpath(report, target.parent) if report.exists() else None
         claims = summary.get("claims", [])
-        total, held = total + len(claims), held + sum(bool(c.get("passed")) for c in claims)
+        total += sum(c.get("passed") is not None for c in claims)
+        held += sum(c.get("passed") is True for c in claims)
         status = summary.get("status", "unfinished")
         name = f"{run.study} · {summary.get('preset') or run.run_id}"
         anchor = f"<a href='{html.escape(link)}'>{html.escape(name)}</a>" if link else name

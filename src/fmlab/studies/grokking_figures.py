@@ -17,7 +17,12 @@ def figures(run: RunData) -> dict[str, object]:
 
     fig, ax = new_figure()
     plot_curves(ax, m, ["train_acc", "test_acc"], where=base)
-    ax.set(ylabel="accuracy", title="Accuracy (one line per seed)")
+    summary = (run.summary or {}).get("metrics", {})
+    for key, color in (("step_train_acc_99", PALETTE[0]), ("step_test_acc_95", PALETTE[1])):
+        for step in summary.get(f"{key}_by_seed") or []:
+            if step:
+                ax.axvline(step, color=color, ls=":", lw=0.8)
+    ax.set(ylabel="accuracy", title="Accuracy (one line per seed; dotted: 99% train, 95% test)")
     out["accuracy"] = styled(fig)
 
     fig, ax = new_figure()
@@ -25,12 +30,15 @@ def figures(run: RunData) -> dict[str, object]:
     ax.set(ylabel="cross-entropy", title="Loss")
     out["loss"] = styled(fig)
 
-    fig, axes = new_figure(ncols=2)
-    plot_curves(axes[0], m, ["weight_norm"], where=base)
-    axes[0].set(ylabel="‖θ‖₂", title="Total weight norm")
-    plot_curves(axes[1], m, ["fourier_top_k_frac"], where=base, colors=PALETTE[2:])
-    axes[1].set(ylabel="share of energy", title="Embedding energy in top-k frequencies")
-    out["progress_measures"] = styled(fig)
+    fig, ax = new_figure()
+    plot_curves(ax, m, ["weight_norm"], where=base)
+    ax.set(ylabel="‖θ‖₂", title="Total weight norm")
+    out["weight_norm"] = styled(fig)
+
+    fig, ax = new_figure()
+    plot_curves(ax, m, ["fourier_top_k_frac"], where=base, colors=PALETTE[2:])
+    ax.set(ylabel="share of energy", title="Embedding energy in the top-k Fourier frequencies")
+    out["fourier_progress"] = styled(fig)
 
     spectra = sorted(run.artifacts.glob("fourier_baseline_seed*.json"))
     if spectra:

@@ -34,3 +34,9 @@ def test_ci_decides_when_asked():
 def test_bad_operator():
     with pytest.raises(ValueError, match="op must be"):
         claim(op="=>")
+
+
+def test_optional_claim_is_not_tested_when_its_metric_is_absent():
+    result = claim(optional=True).evaluate({})
+    assert result["passed"] is None and "not tested" in result["note"]
+    assert claim(optional=True).evaluate({"m": None})["passed"] is False  # measured, unreached

@@ -117,7 +117,7 @@ def test_config_validation_names_the_problem():
 def test_parameter_count_matches_a_closed_form():
     D, M, V, T, H = 128, 512, 60, 3, 4
     model = make(d_model=D, d_mlp=M, vocab=V, seq_len=T, n_heads=H, norm="none")
-    attn = 4 * D * D + 4 * D
+    attn = 4 * D * D + 3 * D  # q, v, o biases; keys have none
     mlp = D * M + M + M * D + D
     assert model.n_params() == V * D + T * D + attn + mlp + D * V
     assert model.n_params(embeddings=False) == attn + mlp

@@ -32,3 +32,11 @@ def test_duplicate_registration_is_refused():
     reg.add("x", 1)  # the same object again is harmless (module re-import)
     with pytest.raises(ValueError, match="already registered"):
         reg.add("x", 2)
+
+
+def test_remove():
+    reg: Registry[int] = Registry("thing")
+    reg.add("x", 1)
+    assert reg.remove("x") == 1 and "x" not in reg
+    with pytest.raises(UnknownNameError):
+        reg.remove("x")

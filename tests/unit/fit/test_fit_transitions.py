@@ -63,3 +63,9 @@ def test_changepoint():
     assert cp.explained > 0.95
     flat = fit_changepoint(t, np.zeros(200))
     assert flat.explained == 0.0
+
+
+def test_flat_curve_does_not_overflow():
+    t = np.arange(1, 60, dtype=float)
+    fit = TransitionFit().fit(t, np.full_like(t, 0.3) + 1e-9 * np.sin(t))
+    assert np.isfinite(fit.predict(t)).all() and abs(fit.hi_ - fit.lo_) < 1e-3

@@ -26,14 +26,26 @@ class Attention(nn.Module):
         inner = self.n_heads * self.d_head
         s = cfg.init_scale
         self.w_q = Linear(cfg.d_model, inner, generator, bias=cfg.bias, init_scale=s)
-        self.w_k = Linear(cfg.d_model, inner, generator, bias=cfg.bias, init_scale=s)
+        # No key bias: softmax is invariant to the q·b_k it adds, so its gradient is
+        # exactly zero and Adam would only move it by rounding noise.
+        self.w_k = Linear(cfg.d_model, inner, generator, bias=False, init_scale=s)
         self.w_v = Linear(cfg.d_model, inner, generator, bias=cfg.bias, init_scale=s)
         self.w_o = Linear(inner, cfg.d_model, generator, bias=cfg.bias, init_scale=s)
         self.hook_pattern = HookPoint()  # (B, H, T_query, T_key) attention probabilities
 
     def state_size(self, seq_len: int) -> int:
-        """Numbers cached per sequence for generation: keys and values of every position."""
-        return 2 * seq_len * self.n_heads * self.d_head
+        """Numbers cached per sequence for generation: keys and values of every position
+        (of the last ``window`` positions with a sliding window)."""
+        window = seq_len if self.window is None else min(self.window, seq_len)
+        return 2 * window * self.n_heads * self.d_head
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Forward FLOPs per token: four D×(H·d_head) projections, then scores and the
+        weighted sum over the keys a query sees, (T + 1) / 2 on average when causal."""
+        inner = self.n_heads * self.d_head
+        d_model = self.w_q.weight.shape[0]
+        seen = [min(t + 1, self.window or seq_len) for t in range(seq_len)]
+        return 2 * 4 * d_model * inner + 2 * 2 * inner * sum(seen) / seq_len
 
     def forward(self, x: Tensor, *, last_only: bool = False) -> Tensor:
         B, T, _ = x.shape

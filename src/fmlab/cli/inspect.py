@@ -1,0 +1,113 @@
+"""``fmlab inspect MODEL --instrument cka|probe|calibration|logit-lens|spectra``."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import typer
+from rich.table import Table
+
+from fmlab.cli.app import app, emit_json, err, friendly, out, show_progress
+from fmlab.config import validate
+
+
+@app.command()
+@friendly
+def inspect(
+    model: str = typer.Argument(
+        ..., help="minilm, tiny-gpt2|opt|llama|bert, a directory or a hub id"
+    ),
+    instrument: str = typer.Option(
+        "cka", "--instrument", "-i", help="cka|probe|calibration|logit-lens|spectra"
+    ),
+    data: str = typer.Option(
+        "sentences", "--data", "-d", help="builtin (sentences) or a .txt/.jsonl file"
+    ),
+    compare: str | None = typer.Option(
+        None, "--compare", help="second model for model × model CKA"
+    ),
+    task: str = typer.Option("auto", "--task", help="auto | base | causal-lm | masked-lm | …"),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="e.g. label=tense, reduce=mean"),
+    out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs directory"),
+    force: bool = typer.Option(False, "--force", help="rerun even if this config finished"),
+    allow_unsafe_pickle: bool = typer.Option(
+        False, "--allow-unsafe-pickle", help="load pickle weights (weights_only)"
+    ),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="run the model's own Python code"
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Run one instrument on every layer of a model; write a run directory and a report."""
+    from fmlab.progress import Progress
+    from fmlab.report import write_run_report
+    from fmlab.runner import execute
+    from fmlab.study import get_study
+
+    spec = get_study("inspect")
+    fields = {
+        "model": model,
+        "instrument": instrument,
+        "data": data,
+        "compare": compare,
+        "task": task,
+        "allow_unsafe_pickle": allow_unsafe_pickle,
+        "trust_remote_code": trust_remote_code,
+    }
+    cfg = validate(spec.config, fields).override(*overrides)
+    _precheck(cfg)
+    if threads:
+        torch.set_num_threads(threads)
+    progress = Progress(err) if show_progress(as_json) else nullcontext()
+    with progress as bars:
+        result = execute(spec, cfg, out_dir, force=force, progress=bars, reraise=True)
+    summary = {**result.summary, "path": str(result.path), "reused": result.reused}
+    summary["report"] = str(write_run_report(result.path))
+    if as_json:
+        emit_json(summary)
+    else:
+        _show(summary, f"inspect · {cfg.model} · {cfg.instrument} · {summary['status']}")
+    if result.status == "failed":
+        err.print(result.summary.get("error", "").strip().splitlines()[-1:])
+        raise typer.Exit(1)
+
+
+def _show(summary: dict, title: str) -> None:
+    if summary["reused"]:
+        err.print(f"[yellow]already finished[/] (use --force to rerun): {summary['path']}")
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in summary["metrics"].items():
+        if not key.endswith(("_ci_low", "_ci_high")):
+            table.add_row(key, "–" if value is None else f"{value:.4g}")
+    out.print(table)
+    out.print(f"run directory: {summary['path']}\nreport: {summary['report']}")
+
+
+def _precheck(cfg) -> None:
+    """Refuse bad input before a run directory exists: unknown data or label, a model
+    that cannot be found, or one the safety rules refuse (pickle, remote code)."""
+    from fmlab.data import load_texts
+    from fmlab.models.hf import check_directory, check_tiny, resolve
+
+    data = load_texts(cfg.data)
+    if cfg.instrument == "probe":
+        data.label_ids(cfg.label)
+    for name in filter(None, (cfg.model, cfg.compare)):
+        if name.startswith("tiny-"):
+            check_tiny(name.removeprefix("tiny-"))
+            continue
+        path = resolve(
+            name,
+            allow_unsafe_pickle=cfg.allow_unsafe_pickle,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+        check_directory(
+            path,
+            allow_unsafe_pickle=cfg.allow_unsafe_pickle,
+            trust_remote_code=cfg.trust_remote_code,
+        )

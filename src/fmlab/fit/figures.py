@@ -1,0 +1,181 @@
+"""Plots of fitted scaling laws, and the log-space residual summaries shown with them.
+
+Figures are plain matplotlib ``Figure`` objects in fmlab's shared style
+(:mod:`fmlab.report.figures`), so the CLI (``fmlab fit``) and the scaling study draw the
+same pictures: data against the fitted law, and the compute-optimal frontier it implies
+(Hoffmann et al. 2022, figures 2-4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from fmlab.report.figures import PALETTE, new_figure, styled
+
+__all__ = [
+    "LogFitQuality",
+    "chinchilla_figures",
+    "isoflop_figures",
+    "log_fit_quality",
+    "power_law_figure",
+]
+
+
+@dataclass(frozen=True)
+class LogFitQuality:
+    """How well a law fits, measured on ``log L`` — the scale every fit here minimises on."""
+
+    r2: float  # 1 - SS_res / SS_tot of log L
+    rmse: float  # root mean squared residual of log L (≈ relative error of L)
+    max_abs: float  # the worst point's |log L - log L̂|
+    n: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"r2_log": self.r2, "rmse_log": self.rmse, "max_abs_log": self.max_abs}
+
+
+def log_fit_quality(observed: Any, predicted: Any) -> LogFitQuality:
+    """R² and RMSE of ``log observed - log predicted`` (both positive arrays)."""
+    y, yhat = np.log(np.asarray(observed, float)), np.log(np.asarray(predicted, float))
+    resid = y - yhat
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1 - float(resid @ resid) / ss_tot if ss_tot > 0 else float("nan")
+    return LogFitQuality(r2, float(np.sqrt(np.mean(resid**2))), float(np.abs(resid).max()), len(y))
+
+
+def _groups(values: np.ndarray, prefix: str, max_groups: int = 8) -> list[tuple]:
+    """(representative, mask, colour, label) per group: each distinct value when there are
+    few, else ``max_groups - 2`` log-spaced bins labelled by their geometric mean."""
+    uniq = np.unique(values)
+    if len(uniq) <= max_groups:
+        bins = [(u, np.equal(values, u), f"{prefix} = {_fmt(u)}") for u in uniq]
+    else:
+        edges = np.geomspace(uniq[0], uniq[-1], max_groups - 1)
+        idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+        bins = []
+        for i in np.unique(idx):
+            mask = idx == i
+            rep = float(np.exp(np.log(values[mask]).mean()))
+            bins.append((rep, mask, f"{prefix} ≈ {_fmt(rep)}"))
+    return [(r, m, PALETTE[i % len(PALETTE)], lab) for i, (r, m, lab) in enumerate(bins)]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def chinchilla_figures(
+    params: Any,
+    N: Any,
+    D: Any,
+    loss: Any,
+    *,
+    bootstrap: Any = None,
+    true_E: float | None = None,
+) -> dict[str, Figure]:
+    """``fit``: data and the fitted law against D (one colour per N); ``frontier``: loss
+    against compute ``C = 6ND`` with the law's compute-optimal frontier, and ``N_opt(C)``
+    with its band over ``bootstrap`` (``ChinchillaFit.bootstrap_``, optional).
+
+    ``params`` is a :class:`~fmlab.fit.ChinchillaParams` (``ChinchillaFit.params_``);
+    ``true_E`` draws a known irreducible loss for comparison.
+    """
+    N, D, loss = (np.asarray(v, float) for v in (N, D, loss))
+    p = params
+    groups = _groups(N, "N")
+    fig, ax = new_figure(width=6.0, height=4.0)
+    d_grid = np.geomspace(D.min() / 1.5, D.max() * 1.5, 200)
+    for n, sel, color, label in groups:
+        ax.scatter(D[sel], loss[sel], color=color, s=18, zorder=3, label=label)
+        ax.plot(d_grid, p.predict(n, d_grid), color=color, lw=1.2, alpha=0.8)
+    ax.axhline(p.E, color="#555555", ls="--", lw=1, label=f"fitted E = {p.E:.4g}")
+    if true_E is not None:
+        ax.axhline(true_E, color="#000000", ls=":", lw=1.2, label=f"true E = {true_E:.4g}")
+    ax.set(xscale="log", xlabel="training tokens D", ylabel="loss")
+    ax.set_title(f"L = E + A/N^α + B/D^β: α = {p.alpha:.3f}, β = {p.beta:.3f}", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    out = {"fit": styled(fig)}
+
+    fig, axes = new_figure(ncols=2, width=5.0, height=3.8)
+    C = 6 * N * D
+    for _, sel, color, label in groups:
+        axes[0].scatter(C[sel], loss[sel], color=color, s=16, label=label)
+    c_grid = np.geomspace(C.min(), C.max() * 10, 200)
+    n_opt, d_opt = p.compute_optimal(c_grid)
+    axes[0].plot(c_grid, p.predict(n_opt, d_opt), color="black", lw=1.4, label="compute-optimal")
+    axes[0].set(xscale="log", xlabel="compute C = 6ND (FLOP)", ylabel="loss")
+    axes[0].set_title("Loss against compute", fontsize=10)
+    axes[0].legend()
+    axes[1].plot(c_grid, n_opt, color=PALETTE[0], lw=1.4, label=f"N_opt ∝ C^{p.a:.3f}")
+    axes[1].plot(c_grid, d_opt, color=PALETTE[1], lw=1.4, label=f"D_opt ∝ C^{p.b:.3f}")
+    boot = bootstrap
+    if boot is not None and len(boot):
+        for col, base, sign, color in (("a", "G", 1, PALETTE[0]), ("b", "G", -1, PALETTE[1])):
+            draws = (
+                boot[base].to_numpy()[:, None] ** sign
+                * (c_grid / 6) ** boot[col].to_numpy()[:, None]
+            )
+            lo, hi = np.nanquantile(draws, [0.025, 0.975], axis=0)
+            axes[1].fill_between(c_grid, lo, hi, color=color, alpha=0.15, lw=0)
+    axes[1].scatter(C, N, color="#999999", s=8, label="runs (N)")
+    axes[1].set(xscale="log", yscale="log", xlabel="compute C (FLOP)", ylabel="N or D")
+    axes[1].set_title("Compute-optimal allocation (95% band)", fontsize=10)
+    axes[1].legend()
+    out["frontier"] = styled(fig)
+    return out
+
+
+def isoflop_figures(fit: Any, N: Any, loss: Any, C: Any) -> dict[str, Figure]:
+    """``isoflop``: loss against N per budget with each parabola and its vertex;
+    ``isoflop_optima``: ``N_opt`` and ``D_opt`` against C with the fitted power laws."""
+    N, loss, C = (np.asarray(v, float) for v in (N, loss, C))
+    fig, ax = new_figure(width=6.0, height=4.0)
+    optima = fit.optima_.set_index("C")
+    for i, c in enumerate(np.unique(C)):
+        sel = np.equal(C, c)
+        color = PALETTE[i % len(PALETTE)]
+        ax.scatter(N[sel], loss[sel], color=color, s=18, zorder=3, label=f"C = {_fmt(c)}")
+        if c in optima.index:
+            v = np.log(N[sel])
+            coef = np.polyfit(v - v.mean(), loss[sel], 2)
+            grid = np.linspace(v.min() - 0.2, v.max() + 0.2, 100)
+            ax.plot(np.exp(grid), np.polyval(coef, grid - v.mean()), color=color, lw=1.1)
+            row = optima.loc[c]
+            ax.scatter([row.N_opt], [row.loss_opt], color=color, marker="*", s=90, zorder=4)
+    ax.set(xscale="log", xlabel="parameters N", ylabel="loss")
+    ax.set_title("IsoFLOP profiles (★ = fitted optimum)", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    out = {"isoflop": styled(fig)}
+
+    fig, ax = new_figure(width=5.5, height=3.8)
+    c_grid = np.geomspace(optima.index.min() / 2, optima.index.max() * 2, 100)
+    n_line, d_line = fit.predict_optimal(c_grid)
+    ax.scatter(optima.index, optima.N_opt, color=PALETTE[0], s=24)
+    ax.scatter(optima.index, optima.D_opt, color=PALETTE[1], s=24)
+    ax.plot(c_grid, n_line, color=PALETTE[0], label=f"N_opt ∝ C^{fit.a_:.3f}")
+    ax.plot(c_grid, d_line, color=PALETTE[1], label=f"D_opt ∝ C^{fit.b_:.3f}")
+    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOP)", ylabel="N_opt or D_opt")
+    ax.set_title("Optima per budget and power laws", fontsize=10)
+    ax.legend()
+    out["isoflop_optima"] = styled(fig)
+    return out
+
+
+def power_law_figure(fit: Any, x: Any, y: Any, *, xlabel: str = "x", ylabel: str = "y") -> Figure:
+    """Data and a fitted ``PowerLaw`` or ``SaturatingPowerLaw`` on log-log axes."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    fig, ax = new_figure(width=5.5, height=3.8)
+    grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 200)
+    ax.scatter(x, y, color=PALETTE[0], s=18, zorder=3, label="data")
+    E = getattr(fit, "E_", None)
+    label = f"{'E + ' if E is not None else ''}A·x^-α, α = {fit.alpha_:.3f}"
+    ax.plot(grid, fit.predict(grid), color=PALETTE[1], lw=1.4, label=label)
+    if E is not None:
+        ax.axhline(E, color="#555555", ls="--", lw=1, label=f"E = {E:.4g}")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return styled(fig)

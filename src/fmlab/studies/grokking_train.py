@@ -1,0 +1,204 @@
+"""Training the grokking models: one at a time, or many as one batched ensemble.
+
+A *member* is one model to train: a seed, a variant (``baseline`` or ``grokfast``), its
+training config and the run (with tags) it logs to. Members of one run (several seeds,
+with and without Grokfast) or of several runs of a sweep (``run_batch``) can be
+trained together by :mod:`fmlab.train.ensemble`; each member's curve, weights and
+summary are the same as if it had been trained alone (to float rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fmlab.measure.fourier import embedding_spectrum
+from fmlab.models import GPT
+from fmlab.store import Run
+from fmlab.tasks.modular import ModularData
+from fmlab.train import Diverged, TrainConfig, iterate_batches, train
+from fmlab.train.ensemble import Ensemble, train_ensemble
+
+
+@dataclass
+class Member:
+    seed: int
+    variant: str
+    train: TrainConfig
+    run: Run
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Tracker:
+    """First steps at which accuracies cross their thresholds; the stop rule."""
+
+    thresholds: dict[str, tuple[str, float]]
+    patience: int | None
+    first: dict[str, int | None] = field(default_factory=dict)
+    stopped_at: int | None = None
+    step: int = 0
+    last: dict[str, float] = field(default_factory=dict)
+
+    def update(self, step: int, metrics: dict[str, float]) -> bool:
+        """Record ``metrics`` at ``step``; True once the member should stop."""
+        self.step, self.last = step, metrics
+        for key, (name, threshold) in self.thresholds.items():
+            if self.first.get(key) is None and metrics[name] >= threshold:
+                self.first[key] = step
+        grokked = self.first.get("test99")
+        if self.patience is not None and grokked is not None and step >= grokked + self.patience:
+            self.stopped_at = step
+        return self.stopped_at is not None
+
+
+def loss_fn(model: GPT, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return F.cross_entropy(model(x, last_only=True)[:, -1], y)
+
+
+def ensemble_loss(call: Ensemble, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch  # (K, B, 3), (K, B): every member's own batch
+    logits = call(x, stacked=True, last_only=True)[:, :, -1]  # (K, B, V)
+    return (
+        F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
+    )
+
+
+@torch.no_grad()
+def evaluate(logits_of, data: ModularData) -> list[dict[str, float]]:
+    """Train/test loss and accuracy of each model; ``logits_of(x)`` gives (K, N, V)."""
+    per = None
+    for split, x, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+        logits = logits_of(x).double()  # (K, N, V)
+        losses = F.cross_entropy(
+            logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none"
+        )
+        accs = (logits.argmax(-1) == y).double().mean(1)
+        per = per or [{} for _ in range(len(logits))]
+        for k, m in enumerate(per):
+            m[f"{split}_loss"], m[f"{split}_acc"] = losses[k].mean().item(), accs[k].item()
+    return per
+
+
+def weight_stats(state: dict[str, torch.Tensor], p: int, k_top: int) -> dict[str, float]:
+    spectrum = embedding_spectrum(state["W_E"], p)
+    return {
+        "weight_norm": torch.sqrt(sum((w.double() ** 2).sum() for w in state.values())).item(),
+        "fourier_top_k_frac": spectrum.top_k_fraction(k_top),
+        "fourier_eff_freqs": spectrum.effective_frequencies,
+    }
+
+
+def build(model_cfg, data: ModularData, seed: int) -> tuple[GPT, torch.Generator]:
+    gen = torch.Generator().manual_seed(seed)
+    model = GPT(model_cfg, vocab_size=data.vocab_size, seq_len=data.seq_len, generator=gen)
+    return model, gen
+
+
+def train_members(
+    cfg, data: ModularData, members: Sequence[Member], *, batched: bool
+) -> list[dict[str, Any]]:
+    """Train every member (batched when asked and there are several); log curves to
+    each member's run; return each member's summary numbers — or, for a member whose
+    loss became NaN/inf, the :class:`Diverged` it ended with."""
+    built = [build(cfg.model, data, m.seed) for m in members]
+    models = [b[0] for b in built]
+    batch_iters = [
+        iterate_batches((data.train_x, data.train_y), m.train.batch_size, gen)
+        for m, (_, gen) in zip(members, built, strict=True)
+    ]
+    thresholds = {
+        "train": ("train_acc", cfg.train_acc_threshold),
+        "test": ("test_acc", cfg.test_acc_threshold),
+        "test99": ("test_acc", 0.99),
+    }
+    trackers = [Tracker(thresholds, cfg.stop_after_grok) for _ in members]
+    initial = [
+        weight_stats(dict(m.named_parameters()), data.p, cfg.key_frequencies) for m in models
+    ]
+    spectra0 = [embedding_spectrum(m.W_E, data.p).fractions for m in models]
+    if batched and len(members) > 1:
+        finals = _train_batched(cfg, data, members, models, batch_iters, trackers)
+    else:
+        finals = [
+            _train_one(cfg, data, m, model, it, tr)
+            for m, model, it, tr in zip(members, models, batch_iters, trackers, strict=True)
+        ]
+    results: list[dict[str, Any] | Diverged] = []
+    for m, state, tr, init, spec0 in zip(members, finals, trackers, initial, spectra0, strict=True):
+        if isinstance(state, Diverged):
+            results.append(state)
+            continue
+        m.run.save_weights(f"model_{m.variant}_seed{m.seed}", state)
+        final = weight_stats(state, data.p, cfg.key_frequencies)
+        spectrum = embedding_spectrum(state["W_E"], data.p).fractions
+        m.run.save_json(f"fourier_{m.variant}_seed{m.seed}", {"init": spec0, "final": spectrum})
+        results.append(_summary(tr, init, final))
+    return results
+
+
+def _log(member: Member, tracker: Tracker, step: int, metrics: dict[str, float]) -> bool:
+    member.run.log(step, metrics, seed=member.seed, variant=member.variant, **member.tags)
+    return tracker.update(step, metrics)
+
+
+def _train_one(cfg, data, member: Member, model: GPT, batches, tracker: Tracker):
+    loop = train(model, loss_fn, batches, member.train)
+    label = f"{member.variant} s{member.seed}"
+    try:
+        for step, metrics in member.run.track(loop, member.train.steps, label):
+            metrics |= evaluate(lambda x: model(x, last_only=True)[None, :, -1], data)[0]
+            metrics |= weight_stats(dict(model.named_parameters()), data.p, cfg.key_frequencies)
+            if _log(member, tracker, step, metrics):
+                break
+    except Diverged as d:
+        return d
+    return {n: p.detach().clone() for n, p in model.state_dict().items()}
+
+
+def _train_batched(cfg, data, members, models, batch_iters, trackers) -> list[dict]:
+    ensemble = Ensemble(models)
+    stacked = (
+        tuple(torch.stack(t) for t in zip(*b, strict=True)) for b in zip(*batch_iters, strict=False)
+    )
+    loop = train_ensemble(ensemble, ensemble_loss, stacked, [m.train for m in members])
+    finals: list[dict | None] = [None] * len(members)
+    label = f"{len(members)} models batched"
+    for step, per_member in members[0].run.track(loop, members[0].train.steps, label):
+        evals = evaluate(lambda x: ensemble(x, last_only=True)[:, :, -1], data)
+        for k, (member, tracker) in enumerate(zip(members, trackers, strict=True)):
+            if finals[k] is not None:
+                continue
+            if "diverged_at_step" in per_member[k]:
+                finals[k] = Diverged(per_member[k]["diverged_at_step"], float("nan"))
+                continue
+            state = ensemble.member_state(k)
+            metrics = per_member[k] | evals[k] | weight_stats(state, data.p, cfg.key_frequencies)
+            if _log(member, tracker, step, metrics) or step == members[0].train.steps:
+                finals[k] = state
+        if all(f is not None for f in finals):
+            break
+    return [f if f is not None else ensemble.member_state(k) for k, f in enumerate(finals)]
+
+
+def _summary(tr: Tracker, init: dict[str, float], final: dict[str, float]) -> dict[str, Any]:
+    train99, test95 = tr.first.get("train"), tr.first.get("test")
+    return {
+        "step_train_acc_99": train99,
+        "step_test_acc_95": test95,
+        "grok_delay": test95 / max(train99, 1) if test95 and train99 else None,
+        "train_acc_final": tr.last["train_acc"],
+        "test_acc_final": tr.last["test_acc"],
+        "steps_run": tr.step,
+        "weight_norm_final": final["weight_norm"],
+        "fourier_top_k_frac_init": init["fourier_top_k_frac"],
+        "fourier_top_k_frac_final": final["fourier_top_k_frac"],
+        "fourier_eff_freqs_init": init["fourier_eff_freqs"],
+        "fourier_eff_freqs_final": final["fourier_eff_freqs"],
+        "fourier_freq_ratio": final["fourier_eff_freqs"] / init["fourier_eff_freqs"],
+    }

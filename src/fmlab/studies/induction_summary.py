@@ -1,0 +1,156 @@
+"""Summary numbers of the ``induction-heads`` study: transitions, windows, seed statistics.
+
+For each trained model: the changepoints (:func:`fmlab.fit.fit_changepoint`) of its loss
+on repeated tokens, of its best prefix-matching score and of its ICL score; the window
+in which its induction head forms (10 % → 90 % of a sigmoid fit of the best
+prefix-matching score, :class:`fmlab.fit.TransitionFit`, at least one evaluation either
+side of the midpoint); and the share of its ICL-score gain made inside that window.
+Per depth, every number is then reported over seeds as a mean with a 95 % t-interval,
+and as the minimum and maximum, on which the "in every seed" claims are decided.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from fmlab.fit import TransitionFit, fit_changepoint
+from fmlab.stats import t_interval
+from fmlab.store import Run
+from fmlab.studies.induction_train import Probes, Trained
+
+
+def _changepoint(steps: np.ndarray, values: np.ndarray) -> float | None:
+    try:
+        return fit_changepoint(steps, values).t
+    except ValueError:  # too few evaluations
+        return None
+
+
+def formation_window(
+    steps: np.ndarray, prefix: np.ndarray, eval_every: int
+) -> tuple[float, float] | None:
+    """Steps between which the best prefix-matching score makes 10 % → 90 % of its rise."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = TransitionFit(log_x=False).fit(steps, prefix)
+    except (ValueError, RuntimeError, OverflowError):  # flat or degenerate curve
+        return None
+    if not np.isfinite(fit.t0_) or fit.hi_ <= fit.lo_:  # no rise: no window
+        return None
+    lo = max(min(fit.onset_, fit.t0_ - eval_every), float(steps[0]))
+    hi = min(max(fit.end_, fit.t0_ + eval_every), float(steps[-1]))
+    return (lo, hi) if lo < hi else None
+
+
+def per_model(t: Trained, eval_every: int) -> dict[str, Any]:
+    """The numbers of one model (None where a fit was impossible)."""
+    h = t.history
+    steps = np.asarray(h.steps, dtype=float)
+    loss, prefix, icl = h.array("loss_repeated"), h.array("prefix_max"), h.array("icl_score")
+    cp_loss, cp_prefix = _changepoint(steps, loss), _changepoint(steps, prefix)
+    out: dict[str, Any] = {
+        "prefix_max": float(t.prefix_final.max()),
+        "loss_repeated_init": float(loss[0]),
+        "loss_repeated_final": float(loss[-1]),
+        "loss_other_final": float(h.array("loss_other")[-1]),
+        "icl_score_init": float(icl[0]),
+        "icl_score_final": float(icl[-1]),
+        "phase_change_step": cp_loss,
+        "prefix_change_step": cp_prefix,
+        "icl_change_step": _changepoint(steps, icl),
+        "changepoint_gap_frac": (
+            abs(cp_loss - cp_prefix) / steps[-1] if None not in (cp_loss, cp_prefix) else None
+        ),
+        "train_cpu_s": t.cpu_s,
+    }
+    window = formation_window(steps, prefix, eval_every)
+    if window is not None:
+        before, after = np.interp(window, steps, icl)
+        total = icl[-1] - icl[0]
+        out |= {
+            "window_start": window[0],
+            "window_end": window[1],
+            "icl_score_before": float(before),
+            "icl_score_after": float(after),
+            "icl_gain_in_window": float((after - before) / total) if total < 0 else None,
+        }
+    else:
+        out |= dict.fromkeys(
+            ("window_start", "window_end", "icl_score_before", "icl_score_after")
+        ) | {"icl_gain_in_window": None}
+    return out
+
+
+# per-model numbers reported over seeds; the claimed ones also by their min and max
+SEED_KEYS = (
+    "prefix_max",
+    "loss_repeated_init",
+    "loss_repeated_final",
+    "loss_other_final",
+    "icl_score_init",
+    "icl_score_before",
+    "icl_score_after",
+    "icl_score_final",
+    "phase_change_step",
+    "prefix_change_step",
+    "changepoint_gap_frac",
+    "icl_gain_in_window",
+)  # (timings go to artifacts/models.json only: metrics must be reproducible)
+EXTREMES = ("prefix_max", "changepoint_gap_frac", "icl_gain_in_window", "icl_gap_1l_vs_2l")
+
+
+def over_seeds(name: str, values: list[float | None], *, extremes: bool = False) -> dict[str, Any]:
+    """Mean, 95 % t-interval (2+ seeds) and per-seed values of one quantity (and its min
+    and max with ``extremes``); a quantity some seed lacks has no summary, so a claim on
+    it fails as "not reached"."""
+    out: dict[str, Any] = {f"{name}_by_seed": values}
+    keys = (name, f"{name}_min", f"{name}_max") if extremes else (name,)
+    if not values or any(v is None for v in values):
+        return out | dict.fromkeys(keys)
+    ci = t_interval(values)
+    out[name] = ci.estimate
+    if extremes:
+        out[f"{name}_min"], out[f"{name}_max"] = min(values), max(values)
+    if len(values) > 1:
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = ci.low, ci.high
+    return out
+
+
+def summarise(cfg: Any, trained: list[Trained], probes: Probes, run: Run) -> dict[str, Any]:
+    rows = {(t.n_layers, t.seed): per_model(t, cfg.train.eval_every) for t in trained}
+    metrics: dict[str, Any] = {
+        "n_seeds": len(cfg.seeds),
+        "icl_early_end": probes.early_end,
+        "icl_late_start": probes.late_start,
+        "uniform_prefix_score": uniform_prefix_score(probes.half, 2 * probes.half),
+    }
+    for n_layers in sorted(cfg.layers):
+        mine = [rows[(n_layers, s)] for s in cfg.seeds]
+        for key in SEED_KEYS:
+            values = [r[key] for r in mine]
+            metrics |= over_seeds(f"{key}_{n_layers}l", values, extremes=key in EXTREMES)
+    gaps = [rows[(1, s)]["icl_score_final"] - rows[(2, s)]["icl_score_final"] for s in cfg.seeds]
+    metrics |= over_seeds("icl_gap_1l_vs_2l", gaps, extremes=True)
+    run.save_json(
+        "models",
+        [
+            {
+                "n_layers": t.n_layers,
+                "seed": t.seed,
+                **rows[(t.n_layers, t.seed)],
+                "prefix_by_head": t.prefix_final.tolist(),
+            }
+            for t in trained
+        ],
+    )
+    return metrics
+
+
+def uniform_prefix_score(period: int, length: int) -> float:
+    """The prefix-matching score of a head attending uniformly to all earlier tokens:
+    the mean of 1/(q+1) over the scored queries q = period..length-1."""
+    return float(np.mean(1.0 / (np.arange(period, length) + 1)))

@@ -1,0 +1,242 @@
+"""Associative recall across sequence mixers (Arora et al. 2023, "Zoology: Measuring and
+improving recall in efficient language models", arXiv 2312.04927, Fig. 2).
+
+Zoology traced most of the quality gap between attention and gated-convolution /
+state-space language models to multi-query associative recall (MQAR): attention solves it
+at every model width they tried, while the efficient mixers only catch up as their width —
+and with it the state they carry per sequence — grows, and fall back as the number of
+key–value pairs to remember grows.
+
+Claim in one sentence: at a fixed step budget, attention (with a short convolution) solves
+MQAR at the smallest width, while a gated long convolution (Hyena) and a selective SSM fall
+short there, improve with width, and lose accuracy as the number of pairs grows.
+
+Two sweeps: every mixer × width at ``task.n_pairs``; every mixer × ``pair_counts`` at
+``pairs_width``. Each point is trained from several seeds to ``train.steps`` updates or until
+test accuracy reaches ``stop_acc``; numbers over seeds carry 95 % t-intervals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from fmlab.claims import Claim
+from fmlab.config import Config, ConfigError, apply_overrides
+from fmlab.models import MIXERS, GPTConfig
+from fmlab.stats import t_interval
+from fmlab.store import Run
+from fmlab.studies.recall_figures import figures
+from fmlab.studies.recall_train import RecallResult, train_model
+from fmlab.study import study
+from fmlab.tasks.mqar import MQARConfig, MQARData, make_data
+from fmlab.train import TrainConfig
+
+MIXER_DEFAULTS: dict[str, dict[str, Any]] = {
+    # All position-free: the short conv gives attention the order it needs (the key sits
+    # right before its value). Zoology gives attention learned positions; here, at d_model
+    # 16, they left 3 of 6 seeds on the loss plateau after 1000-1500 steps (1 of 6 without).
+    "attention": {"short_conv": 4, "n_heads": 1, "pos_embed": "none"},
+    "linear_attention": {"short_conv": 4, "n_heads": 1, "feature_dim": 8, "pos_embed": "none"},
+    "ssm": {"n_heads": 1, "d_state": 16, "pos_embed": "none"},
+    "hyena": {"pos_embed": "none"},
+}
+
+
+class RecallConfig(Config):
+    task: MQARConfig = MQARConfig(
+        vocab_size=64, seq_len=64, n_pairs=8, n_train=76_800, n_test=1_000, power_a=0.01
+    )
+    model: GPTConfig = GPTConfig(n_layers=2, d_mlp=0, n_heads=1)  # Zoology: no MLP
+    mixers: list[str] = Field(["attention", "ssm", "hyena"], min_length=1)
+    mixer_options: dict[str, dict[str, Any]] = Field(
+        MIXER_DEFAULTS, description="GPTConfig fields per mixer (hyena's filter_len = seq_len)"
+    )
+    widths: list[int] = Field([16, 32, 64], min_length=1, description="d_model values")
+    pair_counts: list[int] = Field([4, 8, 16], description="n_pairs values of the second sweep")
+    pairs_width: int | None = Field(32, ge=1, description="d_model of the pairs sweep")
+    train: TrainConfig = TrainConfig(
+        steps=1200, lr=3e-3, schedule="cosine", warmup_steps=50, weight_decay=0.1,
+        batch_size=64, eval_every=100,
+    )  # fmt: skip
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    stop_acc: float | None = Field(0.99, gt=0, le=1, description="stop a model at this accuracy")
+
+    @model_validator(mode="after")
+    def _check(self) -> RecallConfig:
+        for name in [*self.mixers, *self.mixer_options]:
+            if name not in MIXERS:
+                raise ValueError(f"mixer {name!r} is not one of: {', '.join(MIXERS.names())}")
+        for n in self.pair_counts:
+            apply_overrides(self.task, {"n_pairs": n})  # raises ConfigError naming the problem
+        for name in self.mixers:
+            for width in {*self.widths, self.pairs_width or self.widths[0]}:
+                model_config(self, name, width)  # raises ConfigError naming the field
+        return self
+
+
+def model_config(cfg: RecallConfig, mixer: str, width: int) -> GPTConfig:
+    """The base model with this mixer's options and width (hyena: filter_len = seq_len)."""
+    options = {"filter_len": cfg.task.seq_len, **cfg.mixer_options.get(mixer, {})}
+    try:
+        return apply_overrides(cfg.model, {**options, "mixer": mixer, "d_model": width})
+    except ConfigError as e:
+        raise ConfigError(f"mixer_options.{mixer} with d_model={width}: {e}") from None
+
+
+SMOKE = RecallConfig(
+    task=MQARConfig(vocab_size=16, seq_len=16, n_pairs=2, n_train=256, n_test=64),
+    mixers=["attention", "linear_attention", "ssm", "hyena"],
+    widths=[8, 16],
+    pair_counts=[1, 2],
+    pairs_width=8,
+    train=TrainConfig(steps=8, lr=3e-3, batch_size=16, eval_every=4),
+    seeds=[0, 1],
+)
+QUICK = RecallConfig()
+PAPER = RecallConfig(  # Zoology Fig. 2: V = 8192, (T, pairs) = (64, 4) … (256, 16), 64 epochs
+    task=MQARConfig(vocab_size=8192, seq_len=256, n_pairs=16, n_train=100_000, n_test=3_000),
+    mixers=["attention", "linear_attention", "ssm", "hyena"],
+    widths=[64, 128, 256, 512],
+    pair_counts=[4, 8, 16, 32, 64],
+    pairs_width=128,
+    train=TrainConfig(
+        steps=100_000 * 64 // 256,
+        lr=1e-3,
+        schedule="cosine",
+        weight_decay=0.1,
+        batch_size=256,
+        eval_every=1000,
+    ),
+    seeds=[0, 1, 2],
+    stop_acc=None,
+)
+
+SOURCE = "Arora et al. 2023 (Zoology)"
+CONTENDERS = {"ssm": "the selective SSM", "hyena": "the gated long convolution (Hyena)"}
+CLAIMS = (
+    Claim(
+        "attention-solves-at-smallest-width",
+        SOURCE,
+        "attention with a short convolution reaches 99% MQAR accuracy at the smallest width "
+        "(mean over seeds)",
+        "attention_acc_smallest_width",
+        ">=",
+        0.99,
+    ),
+    *(
+        claim
+        for mixer, label in CONTENDERS.items()
+        for claim in (
+            Claim(
+                f"{mixer}-short-at-smallest-width",
+                SOURCE,
+                f"at the smallest width {label} stays below attention's 99% (upper CI bound)",
+                f"{mixer}_acc_smallest_width",
+                "<",
+                0.99,
+                decide_by="ci",
+            ),
+            Claim(
+                f"{mixer}-gains-with-width",
+                SOURCE,
+                f"{label} is more accurate at the largest width than at the smallest",
+                f"{mixer}_width_gain",
+                ">",
+                0.0,
+                decide_by="ci",
+            ),
+            Claim(
+                f"{mixer}-falls-with-pairs",
+                SOURCE,
+                f"at a fixed width {label} is less accurate with the most pairs than the fewest",
+                f"{mixer}_pairs_drop",
+                ">",
+                0.0,
+                decide_by="ci",
+            ),
+        )
+    ),
+)
+
+
+def with_ci(prefix: str, values: list[float | None]) -> dict[str, Any]:
+    """Mean, 95 % t-interval and per-seed values under ``prefix``."""
+    out: dict[str, Any] = {f"{prefix}_by_seed": values}
+    if not values or any(v is None for v in values):
+        out[prefix] = None
+        return out
+    ci = t_interval(values)
+    out[prefix] = ci.estimate
+    if ci.n > 1:
+        out[f"{prefix}_ci_low"], out[f"{prefix}_ci_high"] = ci.low, ci.high
+    return out
+
+
+def summarise(cfg: RecallConfig, results: list[RecallResult]) -> dict[str, Any]:
+    """Accuracy per (mixer, width) and (mixer, pairs) with CIs, and the claims' numbers."""
+    table = {(r.mixer, r.d_model, r.n_pairs, r.seed): r for r in results}
+
+    def accs(mixer: str, width: int, pairs: int) -> list[float | None]:
+        return [getattr(table.get((mixer, width, pairs, s)), "acc", None) for s in cfg.seeds]
+
+    out: dict[str, Any] = {"n_seeds": len(cfg.seeds), "n_models": len(results)}
+    lo, hi, n0 = min(cfg.widths), max(cfg.widths), cfg.task.n_pairs
+    pw = cfg.pairs_width
+    for m in cfg.mixers:
+        for w in cfg.widths:
+            out |= with_ci(f"acc_{m}_d{w}", accs(m, w, n0))
+            rows = [table[(m, w, n0, s)] for s in cfg.seeds if (m, w, n0, s) in table]
+            out[f"state_{m}_d{w}"] = rows[0].state_size if rows else None
+            out[f"params_{m}_d{w}"] = rows[0].params if rows else None
+        for n in cfg.pair_counts if pw is not None else []:
+            out |= with_ci(f"acc_{m}_pairs{n}", accs(m, pw, n))
+        out |= with_ci(f"{m}_acc_smallest_width", accs(m, lo, n0))
+        out |= with_ci(f"{m}_width_gain", _diff(accs(m, hi, n0), accs(m, lo, n0)))
+        if pw is not None and cfg.pair_counts:
+            few, many = min(cfg.pair_counts), max(cfg.pair_counts)
+            out |= with_ci(f"{m}_pairs_drop", _diff(accs(m, pw, few), accs(m, pw, many)))
+    return out
+
+
+def _diff(a: list[float | None], b: list[float | None]) -> list[float | None]:
+    """Per-seed differences (same seed: same init stream and batch order)."""
+    return [None if x is None or y is None else x - y for x, y in zip(a, b, strict=True)]
+
+
+def jobs(cfg: RecallConfig) -> list[tuple[str, int, int]]:
+    """(mixer, width, n_pairs) of both sweeps, each once."""
+    grid = [(m, w, cfg.task.n_pairs) for m in cfg.mixers for w in cfg.widths]
+    if cfg.pairs_width is not None:
+        grid += [(m, cfg.pairs_width, n) for m in cfg.mixers for n in cfg.pair_counts]
+    return list(dict.fromkeys(grid))
+
+
+@study(
+    "recall",
+    config=RecallConfig,
+    presets={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    claims=CLAIMS,
+    title="Associative recall: attention vs state-space and convolutional mixers (MQAR)",
+    citation="Arora et al. 2023 (Zoology, arXiv 2312.04927); Arora et al. 2024 (Based, "
+    "arXiv 2402.18668); Gu & Dao 2023 (Mamba); Dao & Gu 2024 (Mamba-2); Poli et al. 2023 (Hyena)",
+    figures=figures,
+    preset_notes={
+        "quick": "V=64, T=64, 8 pairs, widths 16/32/64, pairs 4/8/16 at width 32, 3 seeds, "
+        "≤1200 steps of batch 64, stop at 99%; attention, ssm, hyena",
+    },
+)
+def run(cfg: RecallConfig, run: Run) -> dict[str, Any]:
+    data: dict[int, MQARData] = {}
+    results = []
+    for mixer, width, pairs in jobs(cfg):
+        if pairs not in data:
+            data[pairs] = make_data(apply_overrides(cfg.task, {"n_pairs": pairs}))
+        for seed in cfg.seeds:
+            result = train_model(
+                model_config(cfg, mixer, width), cfg.train, data[pairs], seed, cfg.stop_acc, run
+            )
+            results.append(result)
+    run.save_json("results", [r.as_dict() for r in results])
+    return summarise(cfg, results)

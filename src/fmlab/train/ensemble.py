@@ -1,0 +1,208 @@
+"""Train K same-shaped models as one batched computation.
+
+Small-model science is dominated by Python and kernel-launch overhead: one step of a
+tiny transformer is a few dozen small matmuls. Stacking the K models' weights along a
+new leading dimension and running them with ``torch.func.vmap`` turns K small matmuls
+into one batched matmul. The members stay mathematically independent: member k sees
+its own batches, its own learning rate, weight decay and Grokfast amplification, and
+its own gradient-norm clipping, so its trajectory equals that of a separate run up to
+floating-point reassociation (the tests state the tolerance).
+
+    ensemble = Ensemble(models)                      # stacks the weights
+    for step, per_member in train_ensemble(ensemble, loss_fn, batches, cfgs):
+        ...                                          # per_member[k] = metrics of model k
+
+``loss_fn(call, batch) -> (K,) losses`` receives ``call``, the vmapped model: ``call(x)``
+broadcasts one input to every member, ``call(x, stacked=True)`` gives member k ``x[k]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from fmlab.train.config import TrainConfig
+from fmlab.train.schedule import lr_at
+
+# Keys that may differ between members; everything else in TrainConfig must agree.
+MEMBER_KEYS = ("lr", "weight_decay", "grokfast")
+
+
+class Ensemble:
+    """K models of one architecture with their parameters stacked: (K, *shape)."""
+
+    def __init__(self, models: Sequence[nn.Module]):
+        if not models:
+            raise ValueError("an ensemble needs at least one model")
+        shapes = [{n: p.shape for n, p in m.named_parameters()} for m in models]
+        if any(s != shapes[0] for s in shapes[1:]):
+            raise ValueError("ensemble members must have identical parameter names and shapes")
+        params, buffers = stack_module_state(list(models))
+        self.params = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
+        self.buffers = buffers
+        self.size = len(models)
+        self._base = copy.deepcopy(models[0]).to("meta")
+
+    def __call__(self, *args: Any, stacked: bool = False, **kwargs: Any) -> Tensor:
+        """Run every member: outputs stacked along dim 0, (K, …)."""
+
+        def one(params: dict, buffers: dict, *a: Any) -> Tensor:
+            return functional_call(self._base, (params, buffers), a, kwargs)
+
+        in_dims = (0, 0, *((0 if stacked else None) for _ in args))
+        return vmap(one, in_dims=in_dims, randomness="error")(self.params, self.buffers, *args)
+
+    def member_state(self, k: int) -> dict[str, Tensor]:
+        """Member k's weights as an ordinary state dict (detached copies)."""
+        state = {n: p[k].detach().clone() for n, p in self.params.items()}
+        state.update({n: b[k].clone() for n, b in self.buffers.items()})
+        return state
+
+    def load_into(self, k: int, model: nn.Module) -> nn.Module:
+        model.load_state_dict(self.member_state(k))
+        return model
+
+
+def check_member_configs(cfgs: Sequence[TrainConfig]) -> None:
+    """Members may differ in lr, weight decay and Grokfast; nothing else."""
+    shared = [c.model_dump(exclude=set(MEMBER_KEYS)) for c in cfgs]
+    if any(s != shared[0] for s in shared[1:]):
+        diff = sorted(k for k in shared[0] if any(s[k] != shared[0][k] for s in shared))
+        raise ValueError(f"ensemble members differ in {diff}; only {MEMBER_KEYS} may differ")
+    alphas = {c.grokfast.alpha for c in cfgs if c.grokfast is not None}
+    if len(alphas) > 1:
+        raise ValueError("ensemble members must share the Grokfast alpha (lambda may differ)")
+
+
+class BatchedAdamW:
+    """AdamW over stacked parameters with a per-member learning rate and weight decay.
+
+    Follows ``torch.optim.AdamW``'s multi-tensor update step by step (decoupled decay,
+    lerp of the first moment, bias corrections), so members with equal hyperparameters
+    reproduce torch's arithmetic.
+    """
+
+    def __init__(self, params: list[Tensor], cfgs: Sequence[TrainConfig]):
+        self.params = params
+        self.betas, self.eps = cfgs[0].betas, cfgs[0].eps
+        self.wd = [c.weight_decay for c in cfgs]
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.step_count = 0
+
+    def _per_member(self, values: Sequence[float], like: Tensor) -> Tensor:
+        shape = (len(values),) + (1,) * (like.dim() - 1)
+        return torch.tensor(values, dtype=torch.float64).to(like.dtype).view(shape)
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float]) -> None:
+        self.step_count += 1
+        b1, b2 = self.betas
+        bc1, bc2_sqrt = 1 - b1**self.step_count, math.sqrt(1 - b2**self.step_count)
+        uniform = len(set(lrs)) == 1 and len(set(self.wd)) == 1
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            g = p.grad
+            if uniform:
+                p.mul_(1 - lrs[0] * self.wd[0])
+            else:
+                p.mul_(
+                    self._per_member([1 - lr * wd for lr, wd in zip(lrs, self.wd, strict=True)], p)
+                )
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            if uniform:
+                p.addcdiv_(m, denom, value=-lrs[0] / bc1)
+            else:
+                p.add_(m / denom * self._per_member([-lr / bc1 for lr in lrs], p))
+
+
+def _member_norms(grads: list[Tensor]) -> Tensor:
+    """Gradient norm of each member over all its parameters: (K,)."""
+    squares = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads])  # (n_params, K)
+    return squares.sum(0).sqrt()
+
+
+def _scale(grads: list[Tensor], factor: Tensor) -> None:
+    for g in grads:
+        g.mul_(factor.view((-1,) + (1,) * (g.dim() - 1)))
+
+
+def train_ensemble(
+    ensemble: Ensemble,
+    loss_fn: Callable[[Callable[..., Tensor], Any], Tensor],
+    batches: Iterator[Any],
+    cfgs: Sequence[TrainConfig],
+) -> Iterator[tuple[int, list[dict[str, float]]]]:
+    """The ensemble counterpart of :func:`fmlab.train.train`: same yields, one metrics
+    dict per member. A member whose loss turns NaN/inf is frozen and reports
+    ``diverged_at_step``; the others train on."""
+    if len(cfgs) != ensemble.size:
+        raise ValueError(f"{len(cfgs)} configs for an ensemble of {ensemble.size}")
+    check_member_configs(cfgs)
+    cfg, K = cfgs[0], ensemble.size
+    params = list(ensemble.params.values())
+    optimizer = BatchedAdamW(params, cfgs)
+    lamb = torch.tensor([c.grokfast.lamb if c.grokfast else 0.0 for c in cfgs])
+    alpha = next((c.grokfast.alpha for c in cfgs if c.grokfast), None)
+    ema: list[Tensor] | None = None
+    alive = torch.ones(K, dtype=torch.bool)
+    diverged: dict[int, int] = {}
+    yield 0, [{"lr": lr_at(c, 0)} for c in cfgs]
+    loss_sum, n_losses = torch.zeros(K, dtype=torch.float64), 0
+    grad_norms = None
+    for step in range(1, cfg.steps + 1):
+        lrs = [lr_at(c, step - 1) if alive[k] else 0.0 for k, c in enumerate(cfgs)]
+        losses = loss_fn(ensemble, next(batches))  # (K,)
+        finite = torch.isfinite(losses.detach())
+        for k in torch.nonzero(alive & ~finite).flatten().tolist():
+            diverged[k] = step - 1
+        alive &= finite
+        for p in params:
+            p.grad = None
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        grads = [p.grad for p in params]
+        if alpha is not None:
+            ema = _grokfast(grads, ema, alpha, lamb)
+        if cfg.grad_clip is not None:
+            grad_norms = _member_norms(grads)
+            _scale(grads, (cfg.grad_clip / (grad_norms + 1e-6)).clamp(max=1.0))
+        _scale(grads, alive.to(grads[0].dtype))
+        optimizer.step(lrs)
+        loss_sum += torch.where(alive, losses.detach().double(), 0.0)
+        n_losses += 1
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            yield step, _report(loss_sum / n_losses, lrs, grad_norms, diverged)
+            loss_sum, n_losses = torch.zeros(K, dtype=torch.float64), 0
+
+
+def _grokfast(grads: list[Tensor], ema: list[Tensor] | None, alpha: float, lamb: Tensor):
+    """Grokfast-EMA per member (λ_k = 0 leaves member k's gradient unchanged)."""
+    with torch.no_grad():
+        if ema is None:
+            ema = [g.clone() for g in grads]
+        else:
+            for e, g in zip(ema, grads, strict=True):
+                e.mul_(alpha).add_(g, alpha=1 - alpha)
+        for e, g in zip(ema, grads, strict=True):
+            g.add_(e * lamb.to(g.dtype).view((-1,) + (1,) * (g.dim() - 1)))
+    return ema
+
+
+def _report(mean_loss: Tensor, lrs, grad_norms, diverged: dict[int, int]) -> list[dict]:
+    out = []
+    for k in range(len(lrs)):
+        if k in diverged:
+            out.append({"diverged_at_step": diverged[k]})
+            continue
+        metrics = {"loss": float(mean_loss[k]), "lr": lrs[k]}
+        if grad_norms is not None:
+            metrics["grad_norm"] = float(grad_norms[k])
+        out.append(metrics)
+    return out
