@@ -8,9 +8,15 @@ import time
 from collections.abc import Callable
 
 
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+def interleaved(
+    fns: dict[str, Callable[[], None]], repeats: int, warmup: bool = False
+) -> dict[str, list[float]]:
     """Time each function ``repeats`` times, alternating A, B, A, B … so that a change
-    in machine load hits every contender alike; returns seconds per call."""
+    in machine load hits every contender alike; returns seconds per call. ``warmup``
+    calls each once first (allocator, first-call dispatch)."""
+    if warmup:
+        for fn in fns.values():
+            fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():

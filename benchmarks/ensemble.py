@@ -19,6 +19,7 @@ from fmlab.models import GPT, GPTConfig
 from fmlab.tasks.modular import ModularConfig, make_data
 from fmlab.train import TrainConfig, iterate_batches, train
 from fmlab.train.ensemble import Ensemble, train_ensemble
+from fmlab.train.memory import keep_freed_memory
 
 DATA = make_data(ModularConfig(p=59, train_frac=0.4))
 MODEL = GPTConfig(n_layers=1, d_model=128, n_heads=4, d_mlp=512, norm="none")
@@ -76,7 +77,8 @@ def main() -> None:
     MODEL = MODEL.model_copy(update={"d_model": args.d_model, "d_mlp": 4 * args.d_model})
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(True)  # as fmlab.runner.numerics() does for every run
+    keep_freed_memory()
     cfg = TrainConfig(
         steps=args.steps, lr=3e-3, weight_decay=1.0, betas=(0.9, 0.98), eval_every=args.steps
     )

@@ -18,28 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _common import interleaved
 
 from fmlab.models import GPTConfig
 from fmlab.models.mixers import MIXERS, build_mixer, mixer_info
 from fmlab.models.mixers.ssm import ssd_scan
 
 LENGTHS = (256, 1024)
-
-
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    for fn in fns.values():  # warm-up: allocator, first-call dispatch
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def fwd_bwd(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
@@ -69,7 +57,7 @@ def throughput(d_model: int, n_heads: int, tokens: int, repeats: int) -> list[di
                     "flops_per_token": info.flops_per_token,
                 }
             )
-    times = interleaved(fns, repeats)
+    times = interleaved(fns, repeats, warmup=True)
     for row in rows:
         median = statistics.median(times[f"{row['mixer']} T={row['seq_len']}"])
         row["tokens_per_s"] = row["batch"] * row["seq_len"] / median
@@ -102,7 +90,7 @@ def scan_vs_loop(d_model: int, n_heads: int, tokens: int, repeats: int) -> list[
         }
         with torch.no_grad():
             err = (ssd_scan(x, a, B, C)[0] - scan_loop(x, a, B, C)).abs().max().item()
-        times = interleaved(fns, repeats)
+        times = interleaved(fns, repeats, warmup=True)
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append(
             {

@@ -24,6 +24,7 @@ from fmlab.env import env_info
 from fmlab.store import SUMMARY, Run, read_summary
 from fmlab.study import Study
 from fmlab.train.loop import Diverged
+from fmlab.train.memory import keep_freed_memory
 
 DONE = ("completed", "diverged")  # a failed run is rerun; a diverged one is a result
 
@@ -42,7 +43,9 @@ class RunResult:
 @contextmanager
 def numerics() -> Iterator[None]:
     """Flush subnormal floats to zero while training: once a loss reaches ~1e-7 (a
-    memorised grokking train set), subnormal gradients made CPU steps ~10× slower."""
+    memorised grokking train set), subnormal gradients made CPU steps ~10× slower. Also
+    keeps freed memory in the process (:mod:`fmlab.train.memory`; process-wide, once)."""
+    keep_freed_memory()
     previous = torch.set_flush_denormal(True)
     try:
         yield

@@ -7,10 +7,15 @@ on a 2-core CPU, every item still showing its phenomenon for real.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing as mp
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from fmlab.registry import Registry
+from fmlab.runner import RunResult
 from fmlab.study import all_studies
 
 
@@ -34,7 +39,13 @@ def smoke() -> list[SuiteItem]:
     return [SuiteItem(s.name, "smoke") for s in all_studies()]
 
 
-DEMO = (SuiteItem("grokking", "quick"),)
+# Longest first, so that two workers finish together: grokking quick (~7 min on one
+# core) beside icl quick and representations quick (~3.5 + ~3 min).
+DEMO = (
+    SuiteItem("grokking", "quick"),
+    SuiteItem("icl", "quick"),
+    SuiteItem("representations", "quick"),
+)
 
 
 @SUITES.register("demo")
@@ -44,3 +55,42 @@ def demo() -> list[SuiteItem]:
 
 def suite_items(name: str) -> list[SuiteItem]:
     return SUITES.get(name)()
+
+
+def run_item(item: SuiteItem, out: Path, *, force: bool = False, progress: Any = None) -> RunResult:
+    """Run one suite item into ``out`` and write its report."""
+    from fmlab.report import write_run_report
+    from fmlab.runner import execute
+    from fmlab.study import get_study
+
+    spec = get_study(item.study)
+    cfg = spec.resolve(item.preset, item.overrides)
+    result = execute(spec, cfg, out, force=force, progress=progress, preset=item.preset)
+    write_run_report(result.path)
+    return result
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_parallel(
+    items: list[SuiteItem], out: Path, *, jobs: int, threads: int, force: bool = False
+) -> Iterator[tuple[int, RunResult]]:
+    """Run the items in ``jobs`` spawned processes of ``threads`` torch threads each,
+    yielding ``(index, result)`` as each finishes. Every run writes only its own run directory
+    (summary last), so a crash or Ctrl-C loses no finished run."""
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=mp.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads,),
+    )
+    try:
+        futures = {pool.submit(run_item, item, out, force=force): i for i, item in enumerate(items)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -12,13 +12,7 @@ from fmlab.studies.icl_eval import compare, gap_closed, holm_family, pooled_rati
 from fmlab.study import get_study
 from fmlab.tasks.icl import ICLTaskConfig, eval_prompts
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest
 
 
 def test_noisy_prompts_are_the_same_prompts_plus_output_noise():

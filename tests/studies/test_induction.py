@@ -13,13 +13,7 @@ from fmlab.studies.induction_train import History, Trained
 from fmlab.study import get_study
 from fmlab.tasks.induction import prefix_matching_score
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest
 
 
 def synthetic(step_at: float, icl_curve) -> Trained:

@@ -163,6 +163,11 @@ def report(
         out.print(f"sweep: {page}")
 
 
+def _suite_bar(bars: Any, suite: str, total: int) -> Any:
+    """One bar counting finished studies (the runs' own bars live in the workers)."""
+    return bars.task(f"suite {suite}", total) if bars is not None else nullcontext(lambda _: None)
+
+
 def _existing(path: Path) -> list[Path]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
@@ -178,27 +183,40 @@ def reproduce(
     suite: str = typer.Option("demo", "--suite", help="demo | quick | smoke"),
     out_dir: Path = typer.Option(Path("runs"), "--out", "-o"),
     force: bool = typer.Option(False, "--force"),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", help="studies run at once (default: one per core, at most one each)"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a suite of studies and write one HTML index of their reports."""
     from fmlab.progress import Progress
-    from fmlab.report import write_index, write_run_report
-    from fmlab.runner import execute
-    from fmlab.study import get_study
-    from fmlab.suites import suite_items
+    from fmlab.report import write_index
+    from fmlab.suites import run_item, run_parallel, suite_items
+    from fmlab.sweep.executors import available_cores, plan_threads
 
     items = suite_items(suite)
-    results = []
-    progress = Progress(err) if show_progress(as_json) else nullcontext()
-    with progress as bars:
-        for item in items:
-            spec = get_study(item.study)
-            cfg = spec.resolve(item.preset, item.overrides)
-            if not as_json:
-                err.print(f"[bold]{item.study}[/] · preset {item.preset}")
-            result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=item.preset)
-            write_run_report(result.path)
-            results.append(result)
+    jobs = jobs if jobs is not None else max(1, min(len(items), available_cores()))
+    threads = plan_threads(jobs, None)
+    done: dict[int, Any] = {}
+    if jobs == 1:
+        progress = Progress(err) if show_progress(as_json) else nullcontext()
+        with progress as bars:
+            for i, item in enumerate(items):
+                if not as_json:
+                    err.print(f"[bold]{item.study}[/] · preset {item.preset}")
+                done[i] = run_item(item, out_dir, force=force, progress=bars)
+    else:
+        if not as_json:
+            names = ", ".join(f"{i.study} ({i.preset})" for i in items)
+            err.print(f"running {names} in {jobs} processes × {threads} torch threads")
+        progress = Progress(err) if show_progress(as_json) else nullcontext()
+        with progress as bars, _suite_bar(bars, suite, len(items)) as advance:
+            for i, result in run_parallel(items, out_dir, jobs=jobs, threads=threads, force=force):
+                done[i] = result
+                advance(None)
+                if not as_json:
+                    err.print(f"[bold]{items[i].study}[/] · {result.status} · {result.path}")
+    results = [done[i] for i in range(len(items))]
     index = write_index(
         [r.path for r in results],
         out_dir / "report" / "index.html",

@@ -12,6 +12,10 @@ name            function                                 module
 ``calibration`` :func:`calibration_report`               :mod:`fmlab.measure.calibration`
 ``spectra``     :func:`spectral_summary`                 :mod:`fmlab.measure.spectra`
 ==============  =======================================  ==========================
+
+:mod:`fmlab.measure.fourier` (the Fourier progress measure of a modular-arithmetic
+embedding, Nanda et al. 2023) is exported too; it is specific to tasks over Z_p, so it is
+not one of the general instruments.
 """
 
 from fmlab.measure._registry import INSTRUMENTS
@@ -37,6 +41,7 @@ from fmlab.measure.cka import (
     linear_cka,
     rbf_cka,
 )
+from fmlab.measure.fourier import FourierSpectrum, embedding_spectrum, fourier_basis
 from fmlab.measure.probes import ProbeResult, control_labels, linear_probe
 from fmlab.measure.spectra import (
     SpectralSummary,
@@ -52,6 +57,7 @@ from fmlab.measure.spectra import (
 __all__ = [
     "INSTRUMENTS",
     "CalibrationReport",
+    "FourierSpectrum",
     "MinibatchCKA",
     "ProbeResult",
     "ReliabilityDiagram",
@@ -67,7 +73,9 @@ __all__ = [
     "debiased_cka",
     "ece",
     "effective_rank",
+    "embedding_spectrum",
     "fit_temperature",
+    "fourier_basis",
     "linear_cka",
     "linear_probe",
     "mce",

@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,11 +240,25 @@ def load(
     )
     cls = _model_class(config, task)
     kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": True}
-    if fmt == "safetensors":
-        model = cls.from_pretrained(path, use_safetensors=True, **kwargs)
-    else:
-        model = _load_via_safetensors(cls, path, read_pickle_weights(path), kwargs)
+    with _quiet_loading(transformers):
+        if fmt == "safetensors":
+            model = cls.from_pretrained(path, use_safetensors=True, **kwargs)
+        else:
+            model = _load_via_safetensors(cls, path, read_pickle_weights(path), kwargs)
     return LoadedModel(model.eval(), _tokenizer(path, trust_remote_code), name, path, fmt)
+
+
+@contextmanager
+def _quiet_loading(transformers: Any) -> Iterator[None]:
+    """No per-load weight progress bar (fmlab draws its own progress); restored after."""
+    logging = transformers.utils.logging
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
 
 
 def _load_via_safetensors(cls: Any, path: Path, state: dict, kwargs: dict) -> nn.Module:

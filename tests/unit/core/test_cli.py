@@ -66,3 +66,26 @@ def test_run_show_report_roundtrip(tmp_path):
     assert rep.exit_code == 0 and json.loads(rep.output)["reports"]
     assert invoke("show", str(tmp_path)).exit_code == 2
     assert invoke("report", str(tmp_path / "nope")).exit_code == 2
+
+
+def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(tmp_path):
+    from fmlab.study import all_studies
+
+    out = tmp_path / "runs"
+    result = invoke("reproduce", "--suite", "smoke", "-j", "2", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    studies = [r["study"] for r in data["runs"]]
+    assert studies == [s.name for s in all_studies()]  # suite order, whatever finished first
+    assert {r["status"] for r in data["runs"]} == {"completed"}
+    index = Path(data["index"]).read_text()
+    for run in data["runs"]:
+        assert (Path(run["path"]) / "report.html").is_file()
+        assert Path(run["path"]).name in index
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
+    again = invoke("reproduce", "--suite", "smoke", "-j", "1", "--out", str(out), "--json")
+    assert again.exit_code == 0, again.output
+    assert [r["path"] for r in json.loads(again.output)["runs"]] == [
+        r["path"] for r in data["runs"]
+    ]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == stamps  # reused

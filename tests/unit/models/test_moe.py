@@ -20,13 +20,7 @@ from fmlab.models.moe import (
     router_stats,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest
 
 
 def gen(seed: int = 0) -> torch.Generator:

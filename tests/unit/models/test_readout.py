@@ -15,12 +15,7 @@ from fmlab.tasks.icl import interleave
 CFG = GPTConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32, act="gelu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest
 
 
 def make(seed: int = 0, **kw) -> ReadoutGPT:

@@ -12,14 +12,7 @@ from sklearn.tree import DecisionTreeRegressor
 from fmlab.tasks import icl_baselines as ib
 from fmlab.tasks.icl import ICLTaskConfig, eval_prompts
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the test machine's two cores are shared; two threads contend badly there
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest
 
 
 def prompts(n: int, d: int, k: int, noise: float = 0.0, seed: int = 0, fc: str = "linear"):

@@ -21,13 +21,7 @@ from fmlab.tasks.icl import (
 CLASSES = ["linear", "sparse_linear", "decision_tree", "relu_net"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the test machine's two cores are shared; two threads contend badly there
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest
 
 
 def gen(seed: int) -> torch.Generator:
