@@ -18,6 +18,7 @@ test accuracy reaches ``stop_acc``; numbers over seeds carry 95 % t-intervals.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -32,6 +33,7 @@ from fmlab.studies.recall_train import RecallResult, train_model
 from fmlab.study import study
 from fmlab.tasks.mqar import MQARConfig, MQARData, make_data
 from fmlab.train import TrainConfig
+from fmlab.train.pool import CurveLog, pool_map
 
 MIXER_DEFAULTS: dict[str, dict[str, Any]] = {
     # All position-free: the short conv gives attention the order it needs (the key sits
@@ -62,6 +64,7 @@ class RecallConfig(Config):
     )  # fmt: skip
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     stop_acc: float | None = Field(0.99, gt=0, le=1, description="stop a model at this accuracy")
+    workers: int = Field(1, ge=1, description="processes; each trains one model on 1 thread")
 
     @model_validator(mode="after")
     def _check(self) -> RecallConfig:
@@ -94,7 +97,7 @@ SMOKE = RecallConfig(
     train=TrainConfig(steps=8, lr=3e-3, batch_size=16, eval_every=4),
     seeds=[0, 1],
 )
-QUICK = RecallConfig()
+QUICK = RecallConfig(workers=2)
 PAPER = RecallConfig(  # Zoology Fig. 2: V = 8192, (T, pairs) = (64, 4) … (256, 16), 64 epochs
     task=MQARConfig(vocab_size=8192, seq_len=256, n_pairs=16, n_train=100_000, n_test=3_000),
     mixers=["attention", "linear_attention", "ssm", "hyena"],
@@ -228,15 +231,35 @@ def jobs(cfg: RecallConfig) -> list[tuple[str, int, int]]:
     },
 )
 def run(cfg: RecallConfig, run: Run) -> dict[str, Any]:
-    data: dict[int, MQARData] = {}
-    results = []
-    for mixer, width, pairs in jobs(cfg):
-        if pairs not in data:
-            data[pairs] = make_data(apply_overrides(cfg.task, {"n_pairs": pairs}))
-        for seed in cfg.seeds:
-            result = train_model(
-                model_config(cfg, mixer, width), cfg.train, data[pairs], seed, cfg.stop_acc, run
-            )
-            results.append(result)
+    models = [
+        (model_config(cfg, mixer, width), cfg.train, task_config(cfg, pairs), seed, cfg.stop_acc)
+        for mixer, width, pairs in jobs(cfg)
+        for seed in cfg.seeds
+    ]
+    if cfg.workers == 1:  # in this process: every model's curve and progress bar live
+        results = [train_model(m, t, task_data(k), s, stop, run) for m, t, k, s, stop in models]
+    else:
+        trained = pool_map(train_logged, models, cfg.workers, run, "models")
+        for _, log in trained:
+            log.replay_into(run)  # in job order: the same metrics table as workers=1
+        results = [result for result, _ in trained]
     run.save_json("results", [r.as_dict() for r in results])
     return summarise(cfg, results)
+
+
+def task_config(cfg: RecallConfig, pairs: int) -> MQARConfig:
+    return apply_overrides(cfg.task, {"n_pairs": pairs})
+
+
+@lru_cache(maxsize=8)
+def task_data(task: MQARConfig) -> MQARData:
+    """The data of one task config, made once per process."""
+    return make_data(task)
+
+
+def train_logged(
+    model: GPTConfig, train: TrainConfig, task: MQARConfig, seed: int, stop_acc: float | None
+) -> tuple[RecallResult, CurveLog]:
+    """Train one model in a worker process, recording its curve for the parent's run."""
+    log = CurveLog()
+    return train_model(model, train, task_data(task), seed, stop_acc, log), log

@@ -13,10 +13,8 @@ import copy
 import math
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from typing import Any
 
 import torch
@@ -26,6 +24,7 @@ from fmlab.models import GPT
 from fmlab.store import Run
 from fmlab.tasks.language import MarkovLanguage, make_language
 from fmlab.train import Diverged, TrainConfig, make_optimizer
+from fmlab.train.pool import pool_map
 
 
 @dataclass(frozen=True)
@@ -181,30 +180,21 @@ def train_width(cfg: Any, width: int, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-
-
 def train_all(cfg: Any, run: Run) -> list[dict[str, Any]]:
     """Train every (width, seed) in ``cfg.workers`` processes; results in (width, seed) order.
 
     Jobs start longest first (by planned steps × a per-step cost that grows with N), which
     keeps the workers evenly loaded to the end."""
     plans = planned_runs(cfg)
-    jobs = sorted(
-        ((w, s) for w in cfg.widths for s in cfg.seeds if plans[w]),
-        key=lambda job: -_planned_cost(cfg, plans[job[0]], job[0]),
+    jobs = [(cfg, w, s) for w in cfg.widths for s in cfg.seeds if plans[w]]
+    return pool_map(
+        train_width,
+        jobs,
+        cfg.workers,
+        run,
+        "runs",
+        cost=lambda job: _planned_cost(cfg, plans[job[1]], job[1]),
     )
-    if cfg.workers == 1:
-        results = [train_width(cfg, w, s) for w, s in run.track(jobs, len(jobs), "runs")]
-    else:
-        ctx = get_context("spawn")  # fork after torch's thread pools start can deadlock
-        workers = min(cfg.workers, len(jobs))
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = [pool.submit(train_width, cfg, w, s) for w, s in jobs]
-            results = [f.result() for f in run.track(as_completed(futures), len(jobs), "runs")]
-    return sorted(results, key=lambda r: (r["width"], r["seed"]))
 
 
 def _planned_cost(cfg: Any, plan: dict[int, float], width: int) -> float:
