@@ -5,6 +5,10 @@ LayerNorm, p = 59, full batch of 1,392 pairs), same number of AdamW steps, in th
 process. Target: speed-up ≥ 4×.
 
     python benchmarks/ensemble.py [--members 16] [--steps 30] [--repeats 3] [--threads N]
+                                  [--d-model 128] [--batch-size B]
+
+``--batch-size`` trains on minibatches instead (the launch-bound regime where batching
+members pays most); every member sees the same batches.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fmlab.train.memory import keep_freed_memory
 
 DATA = make_data(ModularConfig(p=59, train_frac=0.4))
 MODEL = GPTConfig(n_layers=1, d_model=128, n_heads=4, d_mlp=512, norm="none")
+BATCH: int | None = None  # None: the full batch of the quick preset
 
 
 def build(seed: int) -> GPT:
@@ -48,7 +53,7 @@ def loop(members: int, cfg: TrainConfig):
     def go():
         for seed in range(members):
             model = build(seed)
-            batches = iterate_batches((DATA.train_x, DATA.train_y), None, torch.Generator())
+            batches = iterate_batches((DATA.train_x, DATA.train_y), BATCH, torch.Generator())
             for _ in train(model, loss_one, batches, cfg):
                 pass
 
@@ -58,7 +63,7 @@ def loop(members: int, cfg: TrainConfig):
 def batched(members: int, cfg: TrainConfig):
     def go():
         ens = Ensemble([build(seed) for seed in range(members)])
-        batches = iterate_batches((DATA.train_x, DATA.train_y), None, torch.Generator())
+        batches = iterate_batches((DATA.train_x, DATA.train_y), BATCH, torch.Generator())
         for _ in train_ensemble(ens, loss_many, batches, [cfg] * members):
             pass
 
@@ -72,8 +77,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--d-model", type=int, default=128, help="128 = the quick preset")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     args = parser.parse_args()
-    global MODEL
+    global MODEL, BATCH
+    BATCH = args.batch_size
     MODEL = MODEL.model_copy(update={"d_model": args.d_model, "d_mlp": 4 * args.d_model})
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,6 +102,7 @@ def main() -> None:
         {
             "members": args.members,
             "d_model": args.d_model,
+            "batch_size": args.batch_size or len(DATA.train_x),
             "params_per_model": build(0).n_params(),
             "steps": args.steps,
             "threads": torch.get_num_threads(),
