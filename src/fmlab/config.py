@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fmlab.errors import UserInputError
 
@@ -154,9 +154,30 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def execution_field(default: Any, description: str, **kwargs: Any) -> Any:
+    """A config field that says how a run is executed (e.g. worker processes), not what it
+    computes: results must not depend on it, so it is left out of the run id and a finished
+    run is reused whatever its value."""
+    return Field(default, description=description, json_schema_extra={"run_id": False}, **kwargs)
+
+
+def _execution_only(cfg: BaseModel) -> dict[str, Any]:
+    """The ``exclude`` tree of ``cfg``'s execution fields, nested configs included."""
+    tree: dict[str, Any] = {}
+    for name, field in type(cfg).model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("run_id") is False:
+            tree[name] = True
+        elif isinstance(value := getattr(cfg, name), BaseModel) and (sub := _execution_only(value)):
+            tree[name] = sub
+    return tree
+
+
 def config_hash(study: str, cfg: BaseModel, length: int = 10) -> str:
-    """Stable short hash of a study name and its resolved config: the run id."""
-    payload = canonical_json({"study": study, "config": cfg.model_dump(mode="json")})
+    """Stable short hash of a study name and its resolved config: the run id. Fields made
+    with :func:`execution_field` are left out."""
+    config = cfg.model_dump(mode="json", exclude=_execution_only(cfg) or None)
+    payload = canonical_json({"study": study, "config": config})
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from fmlab.claims import Claim
-from fmlab.config import Config, ConfigError, apply_overrides
+from fmlab.config import Config, ConfigError, apply_overrides, execution_field
 from fmlab.models import MIXERS, GPTConfig
 from fmlab.stats import t_interval
 from fmlab.store import Run
@@ -64,7 +64,7 @@ class RecallConfig(Config):
     )  # fmt: skip
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     stop_acc: float | None = Field(0.99, gt=0, le=1, description="stop a model at this accuracy")
-    workers: int = Field(1, ge=1, description="processes; each trains one model on 1 thread")
+    workers: int = execution_field(1, "processes; each trains one model on 1 thread", ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> RecallConfig:

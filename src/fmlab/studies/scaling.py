@@ -37,7 +37,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from fmlab.claims import Claim
-from fmlab.config import Config
+from fmlab.config import Config, execution_field
 from fmlab.errors import UserInputError
 from fmlab.fit import ChinchillaFit, IsoFlopFit
 from fmlab.fit.figures import log_fit_quality
@@ -104,7 +104,7 @@ class ScalingConfig(Config):
     fit_starts: Literal["hoffmann", "coarse"] = Field(
         "hoffmann", description="ChinchillaFit starts: Hoffmann's 4,500-point grid, or 32"
     )
-    workers: int = Field(1, ge=1, description="processes; each trains one width on 1 thread")
+    workers: int = execution_field(1, "processes; each trains one width on 1 thread", ge=1)
     seeds: list[int] = Field([0], min_length=1, description="training seeds per (N, D)")
 
     @model_validator(mode="after")

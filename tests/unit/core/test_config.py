@@ -8,6 +8,7 @@ from fmlab.config import (
     Config,
     ConfigError,
     config_hash,
+    execution_field,
     flatten,
     load_config,
     parse_overrides,
@@ -90,3 +91,25 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": 2}) == {"a.b": 1, "a.c.d": [1], "e": 2}
+
+
+class Runner(Config):
+    workers: int = execution_field(1, "processes", ge=1)
+    steps: int = 10
+
+
+class WithRunner(Config):
+    runner: Runner = Runner()
+    jobs: int = execution_field(1, "parallel jobs")
+    lr: float = 0.1
+
+
+def test_execution_fields_are_left_out_of_the_run_id_at_any_depth():
+    base = WithRunner()
+    same = WithRunner(runner=Runner(workers=4), jobs=3)
+    assert config_hash("s", base) == config_hash("s", same)
+    assert config_hash("s", base) != config_hash("s", WithRunner(runner=Runner(steps=11)))
+    assert config_hash("s", base) != config_hash("s", WithRunner(lr=0.2))
+    assert same.model_dump()["runner"]["workers"] == 4  # still recorded in config.json
+    with pytest.raises(ConfigError, match="workers"):
+        base.override("runner.workers=0")  # and still validated
