@@ -9,8 +9,9 @@ from fmlab.study import get_study
 pytestmark = pytest.mark.usefixtures("one_thread")  # the workers' thread count too
 
 
-def test_models_trained_in_worker_processes_give_the_same_run(tmp_path):
-    study = get_study("recall")
+@pytest.mark.parametrize("name", ["recall", "scaling"])
+def test_models_trained_in_worker_processes_give_the_same_run(name, tmp_path):
+    study = get_study(name)
     smoke = study.preset("smoke")
     serial = execute(study, smoke, tmp_path / "serial", reraise=True)
     pooled = execute(study, apply_overrides(smoke, {"workers": 2}), tmp_path / "pool", reraise=True)
