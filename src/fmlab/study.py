@@ -9,12 +9,13 @@ under a name. A study module composes library pieces; the library never imports 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fmlab.claims import Claim
 from fmlab.config import Config, apply_overrides, parse_overrides
+from fmlab.errors import UserInputError
 from fmlab.registry import Registry, UnknownNameError
 from fmlab.store import Run, RunData
 
@@ -97,6 +98,24 @@ def study(
         return fn
 
     return register
+
+
+def import_modules(modules: Iterable[str]) -> None:
+    """Import the modules that register a user's studies (``--import``). The current
+    directory is searched too, after everything else, as ``python -m`` would (so a
+    ``my_study.py`` next to you works without installing it)."""
+    import importlib
+    import os
+    import sys
+
+    modules = list(modules)
+    if modules and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # last: a local file never shadows an installed package
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise UserInputError(f"cannot import {name!r} (from --import): {e}") from None
 
 
 def get_study(name: str) -> Study:

@@ -75,14 +75,16 @@ def run(
     force: bool = typer.Option(False, "--force", help="rerun even if this config finished"),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all)"),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
+    imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one study with a preset and overrides; print its claims."""
     from fmlab.progress import Progress
     from fmlab.report import write_run_report
     from fmlab.runner import execute
-    from fmlab.study import get_study
+    from fmlab.study import get_study, import_modules
 
+    import_modules(imports)
     spec = get_study(study)
     cfg = spec.resolve(preset, overrides)
     if threads:

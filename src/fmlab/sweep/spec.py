@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from fmlab.config import Config, ConfigError, config_hash, parse_value
 from fmlab.errors import UserInputError
-from fmlab.study import Study, get_study
+from fmlab.study import Study, get_study, import_modules
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 
@@ -278,16 +278,6 @@ class SweepPlan:
     @property
     def swept_keys(self) -> list[str]:
         return [*self.spec.axes, *([self.seed_key] if self.spec.seeds else [])]
-
-
-def import_modules(modules: Iterable[str]) -> None:
-    import importlib
-
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise UserInputError(f"cannot import {name!r} (from --import): {e}") from None
 
 
 def plan(spec: SweepSpec) -> SweepPlan:

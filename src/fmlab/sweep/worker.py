@@ -102,7 +102,7 @@ def run_task(task: Task) -> TaskOutcome:
 
     import torch
 
-    from fmlab.sweep.spec import import_modules
+    from fmlab.study import import_modules
 
     import_modules(task.imports)
     if task.threads:

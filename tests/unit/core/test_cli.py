@@ -89,3 +89,25 @@ def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(tm
         r["path"] for r in data["runs"]
     ]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == stamps  # reused
+
+
+def test_the_readme_study_example_runs_from_the_current_directory(tmp_path, monkeypatch):
+    import sys
+
+    from fmlab.study import STUDIES
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    code = re.search(r"### Writing a study.*?```python\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "memorise.py").write_text(code)
+    monkeypatch.chdir(tmp_path)  # --import finds modules here
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        out = tmp_path / "runs"
+        result = invoke("run", "memorise", "--import", "memorise", "--out", str(out), "--json")
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert summary["status"] == "completed"
+        assert [c["passed"] for c in summary["claims"]] == [True]
+    finally:
+        STUDIES.remove("memorise")
+        sys.modules.pop("memorise", None)
