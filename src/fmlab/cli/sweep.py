@@ -290,11 +290,13 @@ def table_(
     metric: list[str] = typer.Option([], "--metric", "-m", help="summary metric(s) to show"),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
     out_dir: Path = OUT,
+    as_json: bool = typer.Option(False, "--json", help="the same as --format json"),
 ) -> None:
     """Final metrics per config: mean ± 95% CI over seeds (Student t)."""
     from fmlab.sweep.record import find_sweep, read_record
     from fmlab.sweep.tables import default_by, sweep_table, to_records, wide_table
 
+    fmt = "json" if as_json else fmt
     if fmt not in ("table", "csv", "json"):
         raise fail(f"--format {fmt!r}: choose table, csv or json")
     directory = find_sweep(sweep_name, out_dir)

@@ -38,6 +38,7 @@ def test_sweep_status_table_and_report(toy, tmp_path):
 
     rows = json.loads(invoke("table", directory, "--format", "json").output)["rows"]
     assert [(r["x"], r["metric"], r["n"]) for r in rows] == [(1.0, "score", 3), (2.0, "score", 3)]
+    assert json.loads(invoke("table", directory, "--json").output)["rows"] == rows
     csv = pd.read_csv(io.StringIO(invoke("table", directory, "--format", "csv").output))
     assert list(csv.columns[:3]) == ["x", "metric", "mean"]
     assert csv["mean"].tolist() == pytest.approx([r["mean"] for r in rows])
