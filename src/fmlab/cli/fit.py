@@ -97,7 +97,8 @@ def chinchilla(
         "confidence": confidence,
         "diagnostics": {
             **{k: summary[k] for k in ("objective", "grad_norm", "converged", "n_starts")},
-            **{k: summary[k] for k in ("n_starts_converged", "n_in_best_basin", "at_grid_edge")},
+            **{k: summary[k] for k in ("n_starts_converged", "n_starts_finished")},
+            **{k: summary[k] for k in ("n_in_best_basin", "at_grid_edge")},
             "bootstrap": bootstrap,
             "bootstrap_converged": summary.get("bootstrap_converged"),
             "huber_delta": huber_delta,

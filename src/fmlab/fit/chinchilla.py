@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 
 from fmlab.fit._common import FitWarning, bootstrap_counts, percentile_ci
-from fmlab.fit._newton import LSETerm, huber_lse_gradient, minimize_huber_lse
+from fmlab.fit._newton import (
+    LSETerm,
+    huber_lse_gradient,
+    minimize_huber_lse,
+    minimize_screened,
+)
 from fmlab.fit.validation import check_positive_finite
 from fmlab.stats import CI
 
@@ -188,11 +193,19 @@ class ChinchillaFit:
     gtol: a start has converged when ``max|∇| <= gtol·δ·n`` (see ``minimize_huber_lse``).
     basin_rtol: starts whose objective is within this relative tolerance of the best
         count as having reached the best basin.
+    screen_iter, screen_keep: every grid start takes ``screen_iter`` iterations; then only
+        the best-ranked ``screen_keep`` fraction (at least 64 starts) runs to convergence,
+        slice after slice until at least 3 finished starts reach the best basin
+        (:func:`~fmlab.fit._newton.minimize_screened`). ``screen_iter=0``: run every start
+        to convergence (Hoffmann's protocol taken literally; ~10x slower, same optimum on
+        the data we checked).
 
     Fitted attributes: ``params_`` (:class:`ChinchillaParams`), ``E_, A_, B_, alpha_, beta_``,
     ``theta_`` (log A, log B, log E, α, β), ``objective_``, ``grad_norm_`` (max-abs gradient
     at the optimum, in theta coordinates), ``converged_``, ``n_starts_``,
-    ``n_starts_converged_``, ``n_in_best_basin_``, ``at_grid_edge_``, ``fit_warnings_``,
+    ``n_starts_converged_``, ``n_starts_finished_`` (run to the end; see ``screen_iter``),
+    ``n_in_best_basin_`` (finished starts within ``basin_rtol`` of the best), ``at_grid_edge_``,
+    ``fit_warnings_``,
     ``starts_`` (one row per grid start), ``n_points_``, ``excluded_`` (positions dropped by
     ``exclude_top_loss``), ``a_, b_, G_`` (compute-optimal allocation), ``ci_`` (dict of
     :class:`~fmlab.stats.CI` for E, A, B, alpha, beta, a, b, G) and ``bootstrap_`` (one row
@@ -212,6 +225,8 @@ class ChinchillaFit:
         gtol: float = 1e-8,
         max_iter: int = 500,
         basin_rtol: float = 1e-6,
+        screen_iter: int = 6,
+        screen_keep: float = 0.03,
     ):
         self.delta = delta
         self.grid = HOFFMANN_GRID if grid is None else grid
@@ -223,12 +238,30 @@ class ChinchillaFit:
         self.gtol = gtol
         self.max_iter = max_iter
         self.basin_rtol = basin_rtol
+        self.screen_iter = screen_iter
+        self.screen_keep = screen_keep
 
     def _minimize(self, model: _Model, y: np.ndarray, theta0: np.ndarray, weights=None):
         res = minimize_huber_lse(
             model.terms,
             y,
             model.to_internal(theta0),
+            weights=weights,
+            delta=self.delta,
+            gtol=self.gtol,
+            max_iter=self.max_iter,
+        )
+        return model.from_internal(res.theta), res
+
+    def _minimize_grid(self, model: _Model, y: np.ndarray, grid: np.ndarray, weights=None):
+        n = len(y) if weights is None else float(np.sum(weights))
+        res = minimize_screened(
+            model.terms,
+            y,
+            model.to_internal(grid),
+            basin_tol=lambda best: _basin_tolerance(best, self.basin_rtol, self.delta, n),
+            screen_iter=self.screen_iter,
+            keep=self.screen_keep,
             weights=weights,
             delta=self.delta,
             gtol=self.gtol,
@@ -258,11 +291,11 @@ class ChinchillaFit:
 
     def _fit_grid(self, model: _Model, y: np.ndarray) -> None:
         grid = _grid_array(self.grid)  # (S, 5)
-        theta, res = self._minimize(model, y, grid)
-        fun = np.where(np.isfinite(res.fun), res.fun, np.inf)
+        theta, res = self._minimize_grid(model, y, grid)
+        fun = np.where(np.isfinite(res.fun) & res.finished, res.fun, np.inf)
         best = int(np.argmin(fun))
         tol = _basin_tolerance(fun[best], self.basin_rtol, self.delta, len(y))
-        in_basin = fun - fun[best] <= tol
+        in_basin = fun - fun[best] <= tol  # among finished starts
         self.theta_ = theta[best]
         self.params_ = ChinchillaParams.from_theta(self.theta_)
         for name in ("E", "A", "B", "alpha", "beta", "a", "b", "G"):
@@ -272,12 +305,14 @@ class ChinchillaFit:
         self.converged_ = bool(res.converged[best])
         self.n_starts_ = len(grid)
         self.n_starts_converged_ = int(res.converged.sum())
+        self.n_starts_finished_ = int(res.finished.sum())
         self.n_in_best_basin_ = int(in_basin.sum())
         self.starts_ = pd.DataFrame(grid, columns=[f"{k}_init" for k in PARAM_NAMES])
         self.starts_[list(PARAM_NAMES)] = theta
         self.starts_["objective"] = res.fun
         self.starts_["converged"] = res.converged
         self.starts_["n_iter"] = res.n_iter
+        self.starts_["finished"] = res.finished
         self.starts_["in_best_basin"] = in_basin
         self._other_optima = _distinct_optima(
             theta, fun, res.converged, best, tol, self.bootstrap_starts
@@ -342,8 +377,8 @@ class ChinchillaFit:
         rows = []
         for i in range(min(n_check, len(self.bootstrap_))):
             w = self._bootstrap_counts[i].astype(float)
-            theta, res = self._minimize(model, y, grid, weights=w)
-            best = int(np.nanargmin(res.fun))
+            theta, res = self._minimize_grid(model, y, grid, weights=w)
+            best = int(np.nanargmin(np.where(res.finished, res.fun, np.nan)))
             warm = float(self.bootstrap_["objective"].iloc[i])
             rows.append(
                 {
@@ -390,6 +425,7 @@ class ChinchillaFit:
             "n_points": self.n_points_,
             "n_starts": self.n_starts_,
             "n_starts_converged": self.n_starts_converged_,
+            "n_starts_finished": self.n_starts_finished_,
             "n_in_best_basin": self.n_in_best_basin_,
             "at_grid_edge": self.at_grid_edge_,
             "warnings": list(self.fit_warnings_),

@@ -9,6 +9,7 @@ from fmlab.fit._newton import (
     huber_lse_gradient,
     lse_predict,
     minimize_huber_lse,
+    minimize_screened,
 )
 from fmlab.fit.datasets import sample_chinchilla
 
@@ -90,3 +91,47 @@ def test_iteration_cap_is_reported_as_not_converged():
     terms, y = _chinchilla_problem()
     res = minimize_huber_lse(terms, y, np.array([[20.0, 20.0, -1.0, 2.0, 2.0]]), max_iter=2)
     assert not res.converged[0] and res.n_iter[0] == 2
+
+
+def _grid(k=4):
+    axes = [np.linspace(0, 20, k), np.linspace(0, 20, k), [-0.5, 0.5], [0.2, 1.0, 2.0], [0.2, 1.0]]
+    return np.array(np.meshgrid(*axes, indexing="ij")).reshape(5, -1).T  # (192, 5) for k=4
+
+
+def _rel(tol):
+    return lambda best: tol * best
+
+
+def test_screening_reaches_the_optimum_of_every_start_run_to_the_end():
+    # raw log N / log D features: the long walks the screening skips (see minimize_screened)
+    for seed in range(3):
+        terms, y = _chinchilla_problem(n=80, noise=0.02, seed=10 + seed)
+        grid = _grid()
+        full = minimize_huber_lse(terms, y, grid)
+        res = minimize_screened(terms, y, grid, basin_tol=_rel(1e-6), min_keep=16)
+        assert res.fun[res.finished].min() == pytest.approx(full.fun.min(), rel=1e-9)
+        assert res.finished.sum() < len(grid) and res.finished.sum() >= 16
+        # starts set aside stopped after the screening iterations, unconverged
+        aside = ~res.finished
+        assert (res.n_iter[aside] == 6).all() and not res.converged[aside].any()
+        assert (res.n_iter[res.finished] >= 1).all()
+
+
+def test_screening_goes_on_until_enough_starts_reach_the_best_basin():
+    terms, y = _chinchilla_problem(n=80, noise=0.02, seed=11)
+    grid = _grid()
+    # a negative basin tolerance: no start counts as reaching the best basin, so every slice
+    # is run to the end
+    res = minimize_screened(terms, y, grid, basin_tol=lambda best: -1.0, min_keep=16)
+    assert res.finished.all()
+    once = minimize_screened(terms, y, grid, basin_tol=_rel(1e-6), min_keep=16, min_hits=1)
+    assert once.finished.sum() == 16 + np.sum(once.n_iter < 6)
+
+
+def test_screen_iter_zero_or_few_starts_run_every_start():
+    terms, y = _chinchilla_problem(n=60, seed=12)
+    grid = _grid(2)  # 24 starts <= min_keep
+    a = minimize_screened(terms, y, grid, basin_tol=_rel(1e-6))
+    b = minimize_screened(terms, y, _grid(), basin_tol=_rel(1e-6), screen_iter=0)
+    assert a.finished.all() and b.finished.all()
+    assert np.array_equal(a.fun, minimize_huber_lse(terms, y, grid).fun)
