@@ -157,8 +157,8 @@ def report(name: str, fit: ChinchillaFit, ours: dict, sp: dict, check, args) -> 
         f"scipy with default BLAS threads: {sp['threads_per_grid_ms']:.1f} ms per grid start "
         f"({sp['threads_timed']} timed) -> {sp['threads_total_s']:.1f} s extrapolated",
         f"starts reaching the best basin: ours {sp['basin']['ours_finished']:.0%} of the "
-        f"{fit.n_starts_finished_} run to the end; of {sp['grid_timed'] - 5} random grid starts, scipy "
-        f"default {sp['basin']['scipy_default']:.0%}, scipy to convergence "
+        f"{fit.n_starts_finished_} run to the end; of {sp['grid_timed'] - 5} random grid "
+        f"starts, scipy default {sp['basin']['scipy_default']:.0%}, scipy to convergence "
         f"{sp['basin']['scipy_converged']:.0%}",
         f"speed-up: {speedup['vs_scipy_default_1thread']:.1f}x vs the default scipy loop, "
         f"{speedup['vs_scipy_converged_1thread']:.1f}x vs the loop run to convergence, "

@@ -379,7 +379,7 @@ def minimize_screened(
         rw = w[rows] if per_row else w
         return minimize_huber_lse(terms, y, start, weights=rw, max_iter=iters, **options)
 
-    if screen_iter <= 0 or S <= min_keep:
+    if screen_iter <= 0 or len(theta0) <= min_keep:
         return run(np.arange(S), theta0, max_iter)
     first = run(np.arange(S), theta0, min(screen_iter, max_iter))
     theta, fun, gnorm = first.theta.copy(), first.fun.copy(), first.grad_norm.copy()
