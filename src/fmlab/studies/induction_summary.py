@@ -29,6 +29,11 @@ def _changepoint(steps: np.ndarray, values: np.ndarray) -> float | None:
         return None
 
 
+def _gap(a: float | None, b: float | None, total: float) -> float | None:
+    """Distance between two changepoints as a fraction of training."""
+    return abs(a - b) / total if a is not None and b is not None else None
+
+
 def formation_window(
     steps: np.ndarray, prefix: np.ndarray, eval_every: int
 ) -> tuple[float, float] | None:
@@ -52,6 +57,7 @@ def per_model(t: Trained, eval_every: int) -> dict[str, Any]:
     steps = np.asarray(h.steps, dtype=float)
     loss, prefix, icl = h.array("loss_repeated"), h.array("prefix_max"), h.array("icl_score")
     cp_loss, cp_prefix = _changepoint(steps, loss), _changepoint(steps, prefix)
+    cp_icl = _changepoint(steps, icl)
     out: dict[str, Any] = {
         "prefix_max": float(t.prefix_final.max()),
         "loss_repeated_init": float(loss[0]),
@@ -61,10 +67,9 @@ def per_model(t: Trained, eval_every: int) -> dict[str, Any]:
         "icl_score_final": float(icl[-1]),
         "phase_change_step": cp_loss,
         "prefix_change_step": cp_prefix,
-        "icl_change_step": _changepoint(steps, icl),
-        "changepoint_gap_frac": (
-            abs(cp_loss - cp_prefix) / steps[-1] if None not in (cp_loss, cp_prefix) else None
-        ),
+        "icl_change_step": cp_icl,
+        "changepoint_gap_frac": _gap(cp_loss, cp_prefix, steps[-1]),
+        "icl_changepoint_gap_frac": _gap(cp_icl, cp_prefix, steps[-1]),
         "train_cpu_s": t.cpu_s,
     }
     window = formation_window(steps, prefix, eval_every)
@@ -97,10 +102,18 @@ SEED_KEYS = (
     "icl_score_final",
     "phase_change_step",
     "prefix_change_step",
+    "icl_change_step",
     "changepoint_gap_frac",
+    "icl_changepoint_gap_frac",
     "icl_gain_in_window",
 )  # (timings go to artifacts/models.json only: metrics must be reproducible)
-EXTREMES = ("prefix_max", "changepoint_gap_frac", "icl_gain_in_window", "icl_gap_1l_vs_2l")
+EXTREMES = (
+    "prefix_max",
+    "changepoint_gap_frac",
+    "icl_changepoint_gap_frac",
+    "icl_gain_in_window",
+    "icl_gap_1l_vs_2l",
+)
 
 
 def over_seeds(name: str, values: list[float | None], *, extremes: bool = False) -> dict[str, Any]:
