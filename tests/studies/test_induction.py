@@ -37,6 +37,7 @@ def test_a_sudden_change_is_located_and_its_icl_gain_attributed_to_it():
     row = per_model(synthetic(1000, lambda s: -0.1 - (1.0 if s >= 1000 else 0.0)), 25)
     assert row["phase_change_step"] == 1000 and row["prefix_change_step"] == 1000
     assert row["changepoint_gap_frac"] == 0
+    assert row["icl_change_step"] == 1000 and row["icl_changepoint_gap_frac"] == 0
     assert row["window_start"] < 1000 <= row["window_end"]
     assert row["icl_gain_in_window"] == pytest.approx(1.0)
     assert row["icl_score_before"] == pytest.approx(-0.1)
@@ -49,6 +50,12 @@ def test_a_gradual_icl_gain_is_mostly_outside_the_window():
     width = row["window_end"] - row["window_start"]
     assert row["icl_gain_in_window"] == pytest.approx(width / 2000)
     assert row["icl_gain_in_window"] < 0.5
+
+
+def test_an_icl_jump_away_from_the_head_is_measured_as_such():
+    row = per_model(synthetic(1000, lambda s: -0.1 - (1.0 if s >= 1500 else 0.0)), 25)
+    assert row["icl_change_step"] == 1500
+    assert row["icl_changepoint_gap_frac"] == pytest.approx(500 / 2000)
 
 
 def test_no_rise_means_no_window():
