@@ -9,15 +9,23 @@ process. Target: speed-up ≥ 4×.
 
 ``--batch-size`` trains on minibatches instead (the launch-bound regime where batching
 members pays most); every member sees the same batches.
+
+Also printed: the matmul FLOPs of one member's training step (``torch.utils.flop_counter``),
+the rate both contenders reach, and a float32 matmul peak measured in the same process
+(1024² GEMMs). ``peak / loop rate`` bounds the speed-up any batching could give: at full
+batch the loop already runs its large matmuls near that peak.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import torch
 import torch.nn.functional as F
 from _common import interleaved, ratio, report
+from torch.utils.flop_counter import FlopCounterMode
 
 from fmlab.models import GPT, GPTConfig
 from fmlab.tasks.modular import ModularConfig, make_data
@@ -70,6 +78,25 @@ def batched(members: int, cfg: TrainConfig):
     return go
 
 
+def step_flops() -> float:
+    """Matmul FLOPs of one member's forward and backward pass on one batch."""
+    n = BATCH or len(DATA.train_x)
+    with FlopCounterMode(display=False) as counter:
+        loss_one(build(0), (DATA.train_x[:n], DATA.train_y[:n])).backward()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(n: int = 1024, seconds: float = 1.0) -> float:
+    """FLOP/s of repeated n x n float32 GEMMs with the current thread setting."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        calls += 1
+    return 2 * n**3 * calls / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--members", type=int, default=16)
@@ -96,6 +123,9 @@ def main() -> None:
     batched(2, cfg.model_copy(update={"steps": 2}))()  # warm-up (vmap tracing)
     times = interleaved(fns, args.repeats)
     r = ratio(times, f"loop of {args.members} runs", f"ensemble of {args.members}")
+    work = step_flops() * args.members * args.steps
+    rate = {k: work / statistics.median(v) / 1e9 for k, v in times.items()}
+    peak = matmul_peak() / 1e9
     report(
         "ensemble",
         times,
@@ -108,6 +138,12 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "speedup": round(r, 3),
             "target": ">= 4",
+            "gflop_per_member_step": round(work / args.members / args.steps / 1e9, 3),
+            "gflop_per_s": {k: round(v, 1) for k, v in rate.items()},
+            "matmul_peak_gflop_per_s": round(peak, 1),
+            "ceiling_peak_over_loop": round(
+                peak * 1e9 / (work / statistics.median(times[f"loop of {args.members} runs"])), 2
+            ),
         },
     )
 

@@ -179,7 +179,7 @@ def test_bad_options_are_clear_errors(tmp_path, args, fragment):
 
 def test_missing_or_unreadable_file(tmp_path):
     result = invoke("fit", "chinchilla", tmp_path / "nothing.csv")
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in one_line(result.output)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     result = invoke("fit", "power-law", empty, "--x-col", "a", "--y-col", "b")

@@ -34,7 +34,7 @@ def test_gradient_and_hessian_match_finite_differences():
     terms, y = _chinchilla_problem()
     theta = np.array([6.0, 6.0, 0.5, 0.34, 0.28])
     delta = 0.05  # most residuals in the quadratic zone: the Hessian is smooth there
-    prob = _Problem(terms, y, delta, rows=1)
+    prob = _Problem(terms, y, delta, rows=1, dtype=np.float64)
     f, g, H, _ = prob.derivatives(theta[None], np.ones((1, len(y))))
     assert f[0] == pytest.approx(_objective(terms, y, theta, delta))
     eps = 1e-6
@@ -111,9 +111,9 @@ def test_screening_reaches_the_optimum_of_every_start_run_to_the_end():
         res = minimize_screened(terms, y, grid, basin_tol=_rel(1e-6), min_keep=16)
         assert res.fun[res.finished].min() == pytest.approx(full.fun.min(), rel=1e-9)
         assert res.finished.sum() < len(grid) and res.finished.sum() >= 16
-        # starts set aside stopped after the screening iterations, unconverged
+        # starts set aside stopped after (at most) the screening iterations, unconverged
         aside = ~res.finished
-        assert (res.n_iter[aside] == 6).all() and not res.converged[aside].any()
+        assert (res.n_iter[aside] <= 6).all() and not res.converged[aside].any()
         assert (res.n_iter[res.finished] >= 1).all()
 
 
@@ -125,7 +125,7 @@ def test_screening_goes_on_until_enough_starts_reach_the_best_basin():
     res = minimize_screened(terms, y, grid, basin_tol=lambda best: -1.0, min_keep=16)
     assert res.finished.all()
     once = minimize_screened(terms, y, grid, basin_tol=_rel(1e-6), min_keep=16, min_hits=1)
-    assert once.finished.sum() == 16 + np.sum(once.n_iter < 6)
+    assert once.finished.sum() == 16  # one slice: the screening (float32) certifies nothing
 
 
 def test_screen_iter_zero_or_few_starts_run_every_start():
@@ -135,3 +135,23 @@ def test_screen_iter_zero_or_few_starts_run_every_start():
     b = minimize_screened(terms, y, _grid(), basin_tol=_rel(1e-6), screen_iter=0)
     assert a.finished.all() and b.finished.all()
     assert np.array_equal(a.fun, minimize_huber_lse(terms, y, grid).fun)
+
+
+def test_float32_first_phase_reaches_the_float64_optimum():
+    # 100 bootstrap resamples warm-started at the full-data optimum: in float32 alone some
+    # stall where the model predicts decreases below float32's resolution (they did, at
+    # max|∇| ~2e-5, before problems stopped there); the float64 phase finishes them
+    terms, y = _chinchilla_problem(n=120, noise=0.01, seed=4)
+    best = minimize_huber_lse(terms, y, np.array([[6.0, 6.0, 0.5, 0.3, 0.3]]), coarse_gtol=None)
+    w = np.random.default_rng(0).multinomial(120, np.full(120, 1 / 120), size=100).astype(float)
+    starts = np.tile(best.theta, (100, 1))
+    mixed = minimize_huber_lse(terms, y, starts, weights=w)
+    exact = minimize_huber_lse(terms, y, starts, weights=w, coarse_gtol=None)
+    assert mixed.converged.all() and exact.converged.all()
+    assert mixed.fun == pytest.approx(exact.fun, rel=1e-9)
+    assert mixed.theta == pytest.approx(exact.theta, rel=1e-5, abs=1e-6)
+    coarse = minimize_huber_lse(terms, y, starts, weights=w, polish=False)
+    assert not coarse.converged.any() and not coarse.finished.any()
+    # float32 objectives: 120 terms at eps 6e-8 can be off by up to ~7e-6 relative
+    rel = (coarse.fun - exact.fun) / exact.fun
+    assert rel.min() > -1e-5 and np.median(np.abs(rel)) < 1e-5 and rel.max() < 1e-3
