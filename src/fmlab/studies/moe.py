@@ -140,8 +140,8 @@ CLAIMS = (
         "unbalanced-without-balancing-loss",
         SHAZEER,
         "without the balancing loss the coefficient of variation of the expert load is at "
-        "least twice that with it (geometric mean over seeds; Shazeer et al.'s Table 6: "
-        "~3.0 vs <= 0.17)",
+        "least twice that with it (geometric mean over seeds; Shazeer et al., appendix A: "
+        "without balancing losses the load concentrates on a few experts)",
         "load_cv_ratio",
         ">=",
         2.0,
