@@ -97,7 +97,7 @@ SMOKE = RecallConfig(
     train=TrainConfig(steps=8, lr=3e-3, batch_size=16, eval_every=4),
     seeds=[0, 1],
 )
-QUICK = RecallConfig(workers=2, seeds=[0, 1, 2, 3, 4])  # 3 seeds left true claims untested
+QUICK = RecallConfig(workers=2, seeds=[0, 1, 2, 3, 4])  # 3 seeds could not resolve the trends
 PAPER = RecallConfig(  # Zoology Fig. 2: V = 8192, (T, pairs) = (64, 4) … (256, 16), 64 epochs
     task=MQARConfig(vocab_size=8192, seq_len=256, n_pairs=16, n_train=100_000, n_test=3_000),
     mixers=["attention", "linear_attention", "ssm", "hyena"],
