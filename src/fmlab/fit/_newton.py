@@ -15,16 +15,14 @@ tiny, so each iteration takes a trust-region step on the *saddle-free* quadratic
 (absolute eigenvalues of the Hessian, Dauphin et al. 2014) in Jacobi-scaled coordinates, and a
 problem stops on its gradient norm, never after a fixed small number of iterations. The
 iterations run in float32 until the gradient is small, then in float64
-(:func:`minimize_huber_lse`); :func:`minimize_screened` runs a grid of starts a few
-iterations each and only the best-ranked to convergence.
+(:func:`minimize_huber_lse`); :func:`fmlab.fit._screen.minimize_screened` runs a grid of
+starts a few iterations each and only the best-ranked to convergence.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -35,7 +33,6 @@ __all__ = [
     "huber_lse_gradient",
     "lse_predict",
     "minimize_huber_lse",
-    "minimize_screened",
 ]
 
 
@@ -57,7 +54,7 @@ class BatchResult:
     converged: np.ndarray  # (S,) bool: the gradient test passed
     n_iter: np.ndarray  # (S,) iterations taken
     # (S,) bool: run until it stopped (converged, trust region collapsed or max_iter); False
-    # only for starts that :func:`minimize_screened` set aside after its screening iterations
+    # only for starts that fmlab.fit._screen.minimize_screened set aside after screening
     finished: np.ndarray | None = None
     radius: np.ndarray | None = None  # (S,) final trust-region radius (scaled units)
 
@@ -351,7 +348,7 @@ def minimize_huber_lse(
     they stopped, trust region included, until ``gtol``: the float64 phase decides
     convergence and the result. ``None``: float64 throughout. ``polish=False`` stops after
     the float32 phase: objectives good to ~1e-6 relative, nothing marked converged (the
-    screening of :func:`minimize_screened`).
+    screening of :func:`fmlab.fit._screen.minimize_screened`).
     """
     y = np.asarray(y, dtype=float)
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))  # (S, P)
@@ -374,72 +371,6 @@ def minimize_huber_lse(
 
 def _result(st: _State) -> tuple[np.ndarray, ...]:
     return st.theta, st.fun, st.gnorm, st.converged, st.n_iter
-
-
-def minimize_screened(
-    terms: Sequence[LSETerm],
-    y: np.ndarray,
-    theta0: np.ndarray,
-    *,
-    basin_tol: Callable[[float], float],
-    screen_iter: int = 6,
-    keep: float = 0.03,
-    min_keep: int = 64,
-    min_hits: int = 3,
-    weights: np.ndarray | None = None,
-    max_iter: int = 500,
-    **options: Any,
-) -> BatchResult:
-    """Multi-start :func:`minimize_huber_lse` that runs only the promising starts to the end.
-
-    Every start first takes ``screen_iter`` iterations; the starts are then ranked by their
-    objective and run to convergence in slices of ``max(ceil(keep·S), min_keep)``, best
-    first, until at least ``min_hits`` finished starts lie within ``basin_tol(best)`` of the
-    best objective found (or every start has finished). On grids of thousands of starts
-    most iterations are long walks from poor starts (median ~94 per start on Hoffmann's
-    grid), while the few best-ranked after 10 iterations reach the best optimum; see
-    ``benchmarks/fit_chinchilla.py`` for what this finds against every start run to the end.
-    ``screen_iter=0`` runs every start to the end. Rows set aside keep their screening
-    state with ``finished`` False.
-    """
-    theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
-    S = theta0.shape[0]
-    w = None if weights is None else np.asarray(weights, dtype=float)
-    per_row = w is not None and w.ndim == 2
-
-    def run(rows: np.ndarray, start: np.ndarray, iters: int, polish: bool = True) -> BatchResult:
-        rw = w[rows] if per_row else w
-        return minimize_huber_lse(
-            terms, y, start, weights=rw, max_iter=iters, polish=polish, **options
-        )
-
-    if screen_iter <= 0 or len(theta0) <= min_keep:
-        return run(np.arange(S), theta0, max_iter)
-    # with a float32 phase, screening stays in float32: ranking needs no more precision, and
-    # a start that converged there is certified when its slice is polished
-    coarse = options.get("coarse_gtol", 1e-4) is not None
-    first = run(np.arange(S), theta0, min(screen_iter, max_iter), polish=not coarse)
-    theta, fun, gnorm = first.theta.copy(), first.fun.copy(), first.grad_norm.copy()
-    radius = first.radius.copy()
-    converged, n_iter = first.converged.copy(), first.n_iter.copy()
-    if coarse:
-        finished = np.zeros(S, dtype=bool)
-    else:
-        finished = converged | (n_iter < min(screen_iter, max_iter)) | (screen_iter >= max_iter)
-    order = np.argsort(np.where(np.isfinite(fun), fun, np.inf), kind="stable")
-    order = order[~finished[order]]
-    size = max(math.ceil(keep * S), min_keep)
-    for lo in range(0, len(order), size):
-        rows = order[lo : lo + size]
-        res = run(rows, theta[rows], max_iter - screen_iter)
-        theta[rows], fun[rows], gnorm[rows] = res.theta, res.fun, res.grad_norm
-        converged[rows], finished[rows], radius[rows] = res.converged, True, res.radius
-        n_iter[rows] += res.n_iter
-        done = np.where(finished & np.isfinite(fun), fun, np.inf)
-        best = done.min()
-        if np.sum(done - best <= basin_tol(float(best))) >= min_hits:
-            break
-    return BatchResult(theta, fun, gnorm, converged, n_iter, finished, radius)
 
 
 def huber_lse_gradient(

@@ -16,84 +16,26 @@ every grid start is screened for a few iterations and the best-ranked run to con
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fmlab.fit._common import FitWarning, bootstrap_counts, percentile_ci
-from fmlab.fit._newton import (
-    LSETerm,
-    huber_lse_gradient,
-    minimize_huber_lse,
-    minimize_screened,
+from fmlab.fit._newton import LSETerm, huber_lse_gradient, minimize_huber_lse
+from fmlab.fit._screen import minimize_screened
+from fmlab.fit.chinchilla_law import (
+    HOFFMANN_GRID,
+    PARAM_NAMES,
+    ChinchillaParams,
+    param_columns,
 )
 from fmlab.fit.validation import check_positive_finite
 from fmlab.stats import CI
 
 __all__ = ["HOFFMANN_GRID", "ChinchillaFit", "ChinchillaParams"]
-
-PARAM_NAMES = ("a", "b", "e", "alpha", "beta")  # order of theta: log A, log B, log E, α, β
-
-#: Hoffmann et al.'s initialization grid (4,500 starts), as used by Besiroglu et al.
-HOFFMANN_GRID: Mapping[str, tuple[float, ...]] = {
-    "a": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
-    "b": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
-    "e": (-1.0, -0.5, 0.0, 0.5, 1.0),
-    "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
-    "beta": (0.0, 0.5, 1.0, 1.5, 2.0),
-}
-
-
-@dataclass(frozen=True)
-class ChinchillaParams:
-    """``L(N, D) = E + A / N**alpha + B / D**beta``."""
-
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-
-    @classmethod
-    def from_theta(cls, theta: Sequence[float]) -> ChinchillaParams:
-        a, b, e, alpha, beta = (float(t) for t in theta)
-        return cls(math.exp(e), math.exp(a), math.exp(b), alpha, beta)
-
-    @property
-    def theta(self) -> np.ndarray:
-        """``(log A, log B, log E, α, β)``."""
-        return np.array([np.log(self.A), np.log(self.B), np.log(self.E), self.alpha, self.beta])
-
-    def predict(self, N: Any, D: Any) -> np.ndarray:
-        N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
-        return self.E + self.A * N**-self.alpha + self.B * D**-self.beta
-
-    @property
-    def a(self) -> float:
-        """Exponent of ``N_opt ∝ C^a``: ``β / (α + β)``."""
-        return self.beta / (self.alpha + self.beta)
-
-    @property
-    def b(self) -> float:
-        """Exponent of ``D_opt ∝ C^b``: ``α / (α + β)``."""
-        return self.alpha / (self.alpha + self.beta)
-
-    @property
-    def G(self) -> float:
-        """``(αA / (βB))^(1/(α+β))`` (Hoffmann et al. eq. 4); NaN unless α, β > 0."""
-        if self.alpha <= 0 or self.beta <= 0:
-            return float("nan")
-        return (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
-
-    def compute_optimal(self, C: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``N_opt = G (C/6)^a``, ``D_opt = G^-1 (C/6)^b`` for FLOP budgets ``C ≈ 6 N D``."""
-        c6 = np.asarray(C, dtype=float) / 6
-        return self.G * c6**self.a, c6**self.b / self.G
 
 
 class _Model:
@@ -197,7 +139,7 @@ class ChinchillaFit:
     screen_iter, screen_keep: every grid start takes ``screen_iter`` iterations; then only
         the best-ranked ``screen_keep`` fraction (at least 64 starts) runs to convergence,
         slice after slice until at least 3 finished starts reach the best basin
-        (:func:`~fmlab.fit._newton.minimize_screened`). ``screen_iter=0``: run every start
+        (:func:`~fmlab.fit._screen.minimize_screened`). ``screen_iter=0``: run every start
         to convergence (Hoffmann's protocol taken literally; ~14x slower, the same optimum
         on the 28 data sets we checked).
 
@@ -354,7 +296,7 @@ class ChinchillaFit:
         pick = np.argmin(fun, axis=1)
         rows = np.arange(len(counts)) * k + pick
         self._bootstrap_counts = counts.astype(np.int32)
-        self.bootstrap_ = self._param_table(theta[rows])
+        self.bootstrap_ = pd.DataFrame(param_columns(theta[rows]))
         self.bootstrap_["objective"] = res.fun[rows]
         self.bootstrap_["converged"] = res.converged[rows]
         self.bootstrap_["start"] = pick  # 0: the full-data optimum; i > 0: i-th other optimum
@@ -364,19 +306,6 @@ class ChinchillaFit:
             )
             for name in ("E", "A", "B", "alpha", "beta", "a", "b", "G")
         }
-
-    @staticmethod
-    def _param_table(theta: np.ndarray) -> pd.DataFrame:
-        """The columns of :class:`ChinchillaParams` (E … G) for rows of theta, vectorised."""
-        A, B, E = np.exp(theta[:, 0]), np.exp(theta[:, 1]), np.exp(theta[:, 2])
-        alpha, beta = theta[:, 3], theta[:, 4]
-        with np.errstate(all="ignore"):
-            G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-        G = np.where((alpha > 0) & (beta > 0), G, np.nan)
-        a, b = beta / (alpha + beta), alpha / (alpha + beta)
-        return pd.DataFrame(
-            {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta, "a": a, "b": b, "G": G}
-        )
 
     def verify_bootstrap(self, n_check: int = 3, grid=None) -> pd.DataFrame:
         """Refit the first ``n_check`` bootstrap resamples from the whole grid.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmlab.fit.chinchilla import ChinchillaParams
+from fmlab.fit.chinchilla_law import ChinchillaParams
 
 __all__ = [
     "CHINCHILLA_EPOCH_ENV",

@@ -9,8 +9,8 @@ from fmlab.fit._newton import (
     huber_lse_gradient,
     lse_predict,
     minimize_huber_lse,
-    minimize_screened,
 )
+from fmlab.fit._screen import minimize_screened
 from fmlab.fit.datasets import sample_chinchilla
 
 
