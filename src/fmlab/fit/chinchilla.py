@@ -117,6 +117,24 @@ def _edge_report(grid: np.ndarray, theta_best: np.ndarray, in_basin: np.ndarray)
     return None
 
 
+def _check_options(fit: ChinchillaFit) -> None:
+    """A clear error naming the option and its allowed values (not an overflow later)."""
+    rules = {
+        "delta": (fit.delta > 0, "> 0"),
+        "n_bootstrap": (fit.n_bootstrap >= 0, ">= 0"),
+        "bootstrap_starts": (fit.bootstrap_starts >= 0, ">= 0"),
+        "confidence": (0 < fit.confidence < 1, "in (0, 1)"),
+        "gtol": (fit.gtol > 0, "> 0"),
+        "max_iter": (fit.max_iter >= 1, ">= 1"),
+        "basin_rtol": (fit.basin_rtol >= 0, ">= 0"),
+        "screen_iter": (fit.screen_iter >= 0, ">= 0 (0: every start to the end)"),
+        "screen_keep": (0 < fit.screen_keep <= 1, "in (0, 1]"),
+    }
+    for name, (ok, allowed) in rules.items():
+        if not ok:
+            raise ValueError(f"ChinchillaFit: {name} must be {allowed}, got {getattr(fit, name)}")
+
+
 class ChinchillaFit:
     """Fit ``L(N, D) = E + A/N^α + B/D^β`` as Hoffmann et al. (2022) approach 3.
 
@@ -183,6 +201,7 @@ class ChinchillaFit:
         self.basin_rtol = basin_rtol
         self.screen_iter = screen_iter
         self.screen_keep = screen_keep
+        _check_options(self)
 
     def _minimize(self, model: _Model, y: np.ndarray, theta0: np.ndarray, weights=None, radius=1.0):
         res = minimize_huber_lse(

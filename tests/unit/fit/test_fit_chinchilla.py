@@ -143,6 +143,16 @@ def test_bad_rows_are_named(column, value, message):
         ChinchillaFit(grid=SMALL_GRID, n_bootstrap=0).fit(df.N, df.D, df.loss)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [("delta", -1.0, "> 0"), ("screen_keep", 0.0, "in \\(0, 1\\]"),
+     ("screen_iter", -3, ">= 0"), ("n_bootstrap", -1, ">= 0"), ("confidence", 1.5, "in")],
+)  # fmt: skip
+def test_bad_options_are_named(option, value, allowed):
+    with pytest.raises(ValueError, match=f"{option} must be {allowed}"):
+        ChinchillaFit(**{option: value})
+
+
 def test_too_few_points():
     df = sample_chinchilla(8, seed=10)
     with pytest.raises(ValueError, match="at least 6"):
