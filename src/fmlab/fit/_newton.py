@@ -53,8 +53,8 @@ class BatchResult:
     grad_norm: np.ndarray  # (S,) max |gradient| at theta
     converged: np.ndarray  # (S,) bool: the gradient test passed
     n_iter: np.ndarray  # (S,) iterations taken
-    # (S,) bool: run until it stopped (converged, trust region collapsed or max_iter); False
-    # only for starts that fmlab.fit._screen.minimize_screened set aside after screening
+    # (S,) bool: run in float64 until it stopped (converged, trust region collapsed or
+    # max_iter); False after polish=False and for starts that screening set aside
     finished: np.ndarray | None = None
     radius: np.ndarray | None = None  # (S,) final trust-region radius (scaled units)
 
