@@ -43,7 +43,7 @@ def smoke() -> list[SuiteItem]:
 # core) beside icl quick and representations quick (~3.5 + ~3 min).
 DEMO = (
     SuiteItem("grokking", "quick"),
-    SuiteItem("icl", "quick"),
+    SuiteItem("icl", "quick", ("sparse_task=null", "sparse_steps=null")),  # sparse: ~12 min
     SuiteItem("representations", "quick"),
 )
 
