@@ -3,7 +3,8 @@
 Hoffmann et al.'s approach 3 optimizes from a grid of ~4,500 starts and keeps the best. On
 that grid most of the work is long walks from poor starts (a median of 94 trust-region
 iterations per start), while the few starts ranked best after a handful of iterations reach
-the best optimum. :func:`minimize_screened` spends the full optimization only on those.
+the best optimum. :func:`minimize_screened` spends the full optimization only on those;
+:func:`distinct_optima` picks the runners-up among the finished starts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from fmlab.fit._newton import BatchResult, LSETerm, minimize_huber_lse
 
-__all__ = ["minimize_screened"]
+__all__ = ["distinct_optima", "minimize_screened"]
 
 
 def minimize_screened(
@@ -83,3 +84,16 @@ def minimize_screened(
         if np.sum(done - best <= basin_tol(float(best))) >= min_hits:
             break
     return BatchResult(theta, fun, gnorm, converged, n_iter, finished, radius)
+
+
+def distinct_optima(theta, fun, converged, best, tol, k) -> np.ndarray:
+    """The ``k`` lowest converged local optima other than the best basin (by objective)."""
+    chosen: list[int] = []
+    for i in np.argsort(fun):
+        if len(chosen) == k:
+            break
+        if not converged[i] or not np.isfinite(fun[i]) or fun[i] - fun[best] <= tol:
+            continue
+        if all(abs(fun[i] - fun[j]) > tol for j in chosen):
+            chosen.append(int(i))
+    return theta[chosen]

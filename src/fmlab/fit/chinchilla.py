@@ -25,7 +25,7 @@ import pandas as pd
 
 from fmlab.fit._common import FitWarning, bootstrap_counts, percentile_ci
 from fmlab.fit._newton import LSETerm, huber_lse_gradient, minimize_huber_lse
-from fmlab.fit._screen import minimize_screened
+from fmlab.fit._screen import distinct_optima, minimize_screened
 from fmlab.fit.chinchilla_law import (
     HOFFMANN_GRID,
     PARAM_NAMES,
@@ -83,19 +83,6 @@ def _grid_array(grid: Mapping[str, Sequence[float]]) -> np.ndarray:
 def _basin_tolerance(best: float, rtol: float, delta: float, n: float) -> float:
     # relative, plus a floor for exact (noise-free) fits whose best objective is ~0
     return rtol * best + 1e-10 * delta * n
-
-
-def _distinct_optima(theta, fun, converged, best, tol, k) -> np.ndarray:
-    """The ``k`` lowest converged local optima other than the best basin (by objective)."""
-    chosen: list[int] = []
-    for i in np.argsort(fun):
-        if len(chosen) == k:
-            break
-        if not converged[i] or not np.isfinite(fun[i]) or fun[i] - fun[best] <= tol:
-            continue
-        if all(abs(fun[i] - fun[j]) > tol for j in chosen):
-            chosen.append(int(i))
-    return theta[chosen]
 
 
 def _edge_report(grid: np.ndarray, theta_best: np.ndarray, in_basin: np.ndarray) -> str | None:
@@ -280,7 +267,7 @@ class ChinchillaFit:
         self.starts_["n_iter"] = res.n_iter
         self.starts_["finished"] = res.finished
         self.starts_["in_best_basin"] = in_basin
-        self._other_optima = _distinct_optima(
+        self._other_optima = distinct_optima(
             theta, fun, res.converged, best, tol, self.bootstrap_starts
         )
         self._warn(_edge_report(grid, self.theta_, in_basin))
