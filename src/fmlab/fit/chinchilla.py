@@ -136,8 +136,10 @@ class ChinchillaFit:
     bootstrap_starts: each refit starts from the full-data optimum (a warm start, ~7
         iterations) and from this many other distinct local optima found by the grid,
         keeping the best (default 0: on the Chinchilla data the other optima never won
-        while costing ~15x more iterations). :meth:`verify_bootstrap` refits resamples from
-        the whole grid to check that the warm start reaches the same optimum.
+        while costing ~15x more iterations). The other optima come from the grid starts run
+        to the end: after screening (``screen_iter`` > 0) there are usually none, so use
+        ``screen_iter=0`` with this. :meth:`verify_bootstrap` refits resamples from the whole
+        grid to check that the warm start reaches the same optimum.
     gtol: a start has converged when ``max|∇| <= gtol·δ·n`` (see ``minimize_huber_lse``).
     basin_rtol: starts whose objective is within this relative tolerance of the best
         count as having reached the best basin.

@@ -80,6 +80,13 @@ def test_bootstrap_attributes_and_warm_start_reaches_the_grid_optimum():
     assert s["n_starts"] == 32 and "ci" in s and s["bootstrap_converged"] == 1.0
 
 
+def test_bootstrap_from_other_optima_of_the_whole_grid():
+    df = sample_chinchilla(120, noise=0.02, seed=3)
+    f = ChinchillaFit(bootstrap_starts=2, n_bootstrap=30, screen_iter=0).fit(df.N, df.D, df.loss)
+    assert len(f._other_optima) == 2  # two distinct local optima besides the best
+    assert set(f.bootstrap_["start"]) <= {0, 1, 2} and f.bootstrap_["converged"].all()
+
+
 def test_compute_optimal_allocation():
     p = ChinchillaParams(1.69, 406.4, 410.7, 0.34, 0.28)
     assert p.a == pytest.approx(0.28 / 0.62) and p.b == pytest.approx(0.34 / 0.62)
