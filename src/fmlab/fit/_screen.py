@@ -39,12 +39,9 @@ def minimize_screened(
     Every start first takes ``screen_iter`` iterations; the starts are then ranked by their
     objective and run to convergence in slices of ``max(ceil(keep·S), min_keep)``, best
     first, until at least ``min_hits`` finished starts lie within ``basin_tol(best)`` of the
-    best objective found (or every start has finished). On grids of thousands of starts
-    most iterations are long walks from poor starts (median ~94 per start on Hoffmann's
-    grid), while the few best-ranked after 10 iterations reach the best optimum; see
-    ``benchmarks/fit_chinchilla.py`` for what this finds against every start run to the end.
-    ``screen_iter=0`` runs every start to the end. Rows set aside keep their screening
-    state with ``finished`` False.
+    best objective found (or every start has finished); ``benchmarks/fit_chinchilla.py``
+    compares the result with every start run to the end. ``screen_iter=0`` runs every start
+    to the end. Rows set aside keep their screening state with ``finished`` False.
     """
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
     S = theta0.shape[0]
@@ -57,7 +54,7 @@ def minimize_screened(
             terms, y, start, weights=rw, max_iter=iters, polish=polish, **options
         )
 
-    if screen_iter <= 0 or len(theta0) <= min_keep:
+    if screen_iter <= 0 or min_keep >= S:
         return run(np.arange(S), theta0, max_iter)
     # with a float32 phase, screening stays in float32: ranking needs no more precision, and
     # a start that converged there is certified when its slice is polished

@@ -194,32 +194,22 @@ class ChinchillaFit:
 
     def _minimize(self, model: _Model, y: np.ndarray, theta0: np.ndarray, weights=None, radius=1.0):
         res = minimize_huber_lse(
-            model.terms,
-            y,
-            model.to_internal(theta0),
-            weights=weights,
-            delta=self.delta,
-            gtol=self.gtol,
-            max_iter=self.max_iter,
-            radius=radius,
-        )
+            model.terms, y, model.to_internal(theta0), weights=weights, radius=radius,
+            **self._solver_options(),
+        )  # fmt: skip
         return model.from_internal(res.theta), res
 
     def _minimize_grid(self, model: _Model, y: np.ndarray, grid: np.ndarray, weights=None):
         n = len(y) if weights is None else float(np.sum(weights))
         res = minimize_screened(
-            model.terms,
-            y,
-            model.to_internal(grid),
+            model.terms, y, model.to_internal(grid), weights=weights,
             basin_tol=lambda best: _basin_tolerance(best, self.basin_rtol, self.delta, n),
-            screen_iter=self.screen_iter,
-            keep=self.screen_keep,
-            weights=weights,
-            delta=self.delta,
-            gtol=self.gtol,
-            max_iter=self.max_iter,
-        )
+            screen_iter=self.screen_iter, keep=self.screen_keep, **self._solver_options(),
+        )  # fmt: skip
         return model.from_internal(res.theta), res
+
+    def _solver_options(self) -> dict[str, Any]:
+        return {"delta": self.delta, "gtol": self.gtol, "max_iter": self.max_iter}
 
     def fit(self, N: Any, D: Any, loss: Any) -> ChinchillaFit:
         """Fit to runs with ``N`` parameters, ``D`` training tokens and final ``loss``."""
