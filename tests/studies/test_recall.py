@@ -1,0 +1,77 @@
+"""The recall study's summary: per-point statistics over seeds and the claims read from them."""
+
+import pytest
+from scipy import stats
+
+from fmlab.studies.recall import CLAIMS, SMOKE, summarise
+from fmlab.studies.recall_train import RecallResult
+
+CFG = SMOKE.model_copy(update={"mixers": ["attention", "ssm"], "seeds": [0, 1, 2]})
+SMALL, LARGE = min(CFG.widths), max(CFG.widths)
+N0, FEW, MANY = CFG.task.n_pairs, min(CFG.pair_counts), max(CFG.pair_counts)
+
+
+def result(mixer: str, width: int, pairs: int, seed: int, acc: float) -> RecallResult:
+    return RecallResult(mixer, width, pairs, seed, acc, 100, None, 10, 20, 0.1)
+
+
+def results(table: dict[tuple[str, int, int], list[float]]) -> list[RecallResult]:
+    return [
+        result(m, w, n, seed, acc)
+        for (m, w, n), accs in table.items()
+        for seed, acc in zip(CFG.seeds, accs, strict=True)
+    ]
+
+
+# attention: one seed of three stuck on the plateau at the smallest width
+TABLE = {
+    ("attention", SMALL, N0): [1.0, 0.125, 0.995],
+    ("attention", LARGE, N0): [1.0, 1.0, 0.999],
+    ("attention", CFG.pairs_width, FEW): [1.0, 1.0, 1.0],
+    ("ssm", SMALL, N0): [0.2, 0.985, 0.5],
+    ("ssm", LARGE, N0): [0.9, 0.99, 0.7],
+    ("ssm", CFG.pairs_width, FEW): [0.95, 0.99, 0.8],
+}
+assert CFG.pairs_width == SMALL and MANY == N0  # the pairs sweep reuses the width sweep's points
+
+
+def claims(metrics):
+    return {c.id: c.evaluate(metrics)["passed"] for c in CLAIMS if c.metric in metrics}
+
+
+def test_reaching_99_percent_is_judged_on_the_best_seed_and_the_mean_keeps_the_stuck_one():
+    out = summarise(CFG, results(TABLE))
+    assert out["attention_best_acc_smallest_width"] == 1.0
+    assert out["attention_seeds_solved_smallest_width"] == 2
+    assert out["attention_acc_smallest_width"] == pytest.approx((1.0 + 0.125 + 0.995) / 3)
+    assert out["ssm_best_acc_smallest_width"] == 0.985
+    assert out["ssm_seeds_solved_smallest_width"] == 0
+    verdict = claims(out)
+    assert verdict["attention-solves-at-smallest-width"] is True
+    assert verdict["ssm-short-at-smallest-width"] is True
+
+
+def test_one_contender_seed_at_99_percent_breaks_its_falls_short_claim():
+    table = TABLE | {("ssm", SMALL, N0): [0.2, 0.99, 0.5]}
+    assert claims(summarise(CFG, results(table)))["ssm-short-at-smallest-width"] is False
+
+
+def test_a_missing_seed_leaves_the_best_unmeasured_rather_than_taken_from_the_others():
+    partial = [r for r in results(TABLE) if (r.mixer, r.d_model, r.seed) != ("attention", SMALL, 1)]
+    out = summarise(CFG, partial)
+    assert out["attention_best_acc_smallest_width"] is None
+    assert claims(out)["attention-solves-at-smallest-width"] is False
+
+
+def test_trends_are_per_seed_differences_with_t_intervals():
+    out = summarise(CFG, results(TABLE))
+    large, small = TABLE["ssm", LARGE, N0], TABLE["ssm", SMALL, N0]
+    gain = [hi - lo for hi, lo in zip(large, small, strict=True)]
+    assert out["ssm_width_gain_by_seed"] == pytest.approx(gain)
+    mean, sem = sum(gain) / 3, stats.sem(gain)
+    low, high = stats.t.interval(0.95, df=2, loc=mean, scale=sem)
+    assert out["ssm_width_gain"] == pytest.approx(mean)
+    ci = (out["ssm_width_gain_ci_low"], out["ssm_width_gain_ci_high"])
+    assert ci == pytest.approx((low, high))
+    drop = [a - b for a, b in zip(TABLE["ssm", SMALL, FEW], TABLE["ssm", SMALL, MANY], strict=True)]
+    assert out["ssm_pairs_drop_by_seed"] == pytest.approx(drop)
