@@ -250,10 +250,7 @@ def run(cfg: RecallConfig, run: Run) -> dict[str, Any]:
     if cfg.workers == 1:  # in this process: every model's curve and progress bar live
         results = [train_model(m, t, task_data(k), s, stop, run) for m, t, k, s, stop in models]
     else:
-        # widest first: a step's cost grows with the width, so the pool ends on short jobs
-        trained = pool_map(
-            train_logged, models, cfg.workers, run, "models", cost=lambda job: job[0].d_model
-        )
+        trained = pool_map(train_logged, models, cfg.workers, run, "models")
         for _, log in trained:
             log.replay_into(run)  # in job order: the same metrics table as workers=1
         results = [result for result, _ in trained]
