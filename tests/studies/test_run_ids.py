@@ -1,0 +1,36 @@
+"""Run ids are the addresses of finished runs: a run made before a refactor must still be
+found (and reused) after it. ``run_ids.json`` was written by the code of commit b8f3a7d
+for every bundled study's presets, and for overrides that users type (the flat mixer
+options such as ``model.d_state`` among them); the ids must never change."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fmlab import get_study
+from fmlab.config import config_hash
+
+PINNED = json.loads((Path(__file__).parent / "run_ids.json").read_text())
+CASES = [
+    (study, preset, overrides, run_id)
+    for study, presets in PINNED.items()
+    for preset, by_override in presets.items()
+    for overrides, run_id in by_override.items()
+]
+
+
+@pytest.mark.parametrize(
+    ("study", "preset", "overrides", "run_id"), CASES, ids=[f"{c[0]}/{c[1]}/{c[2]}" for c in CASES]
+)
+def test_run_id_is_pinned(study, preset, overrides, run_id):
+    spec = get_study(study)
+    cfg = spec.resolve(preset, overrides.split(";") if overrides else [])
+    assert config_hash(spec.name, cfg) == run_id
+
+
+def test_no_pinned_preset_disappeared():
+    from fmlab import all_studies
+
+    current = {(s.name, p) for s in all_studies() for p in s.presets}
+    assert {(s, p) for s, presets in PINNED.items() for p in presets} <= current
