@@ -41,10 +41,13 @@ def fwd_bwd(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
 def throughput(d_model: int, n_heads: int, tokens: int, repeats: int) -> list[dict]:
     rows, fns = [], {}
     for T in LENGTHS:
-        cfg = GPTConfig(d_model=d_model, n_heads=n_heads, d_state=16, filter_len=T)
         x = torch.randn(max(tokens // T, 1), T, d_model, generator=torch.Generator().manual_seed(0))
         for name in MIXERS.names():
-            mixer = build_mixer(name, cfg, torch.Generator().manual_seed(0))
+            options = (
+                {"filter_len": T} if "filter_len" in MIXERS.get(name).config.model_fields else {}
+            )
+            cfg = GPTConfig(d_model=d_model, n_heads=n_heads, mixer={"kind": name, **options})
+            mixer = build_mixer(cfg, torch.Generator().manual_seed(0))
             fns[f"{name} T={T}"] = fwd_bwd(mixer, x)
             info = mixer_info(mixer, T, name)
             rows.append(

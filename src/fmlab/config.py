@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_jsonable_python
 
 from fmlab.errors import UserInputError
 
@@ -75,10 +76,14 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _merge(base: dict[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
+    """``updates`` merged into ``base``. A sub-config whose ``kind`` changes (a mixer) is
+    replaced, not merged: the old kind's options mean nothing to the new one."""
     out = dict(base)
     for key, value in updates.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        old = out.get(key)
+        if isinstance(value, Mapping) and isinstance(old, dict):
+            changed = "kind" in value and "kind" in old and value["kind"] != old["kind"]
+            out[key] = dict(value) if changed else _merge(old, value)
         else:
             out[key] = value
     return out
@@ -109,10 +114,15 @@ def describe_errors(cls: type[BaseModel], err: ValidationError) -> str:
             lines.append(
                 f"  {field}: unknown field.{hint} Allowed here: {', '.join(allowed) or '(none)'}"
             )
+        elif isinstance(inner := (e.get("ctx") or {}).get("error"), ConfigError):
+            # a nested config validated by a validator (a mixer's): its lines, re-rooted
+            for line in str(inner).splitlines()[1:]:
+                lines.append(f"  {field}.{line.strip()}")
         else:
             given = e.get("input")
             shown = "" if isinstance(given, dict) else f" (got {given!r})"
-            lines.append(f"  {field}: {e['msg']}{shown}")
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {field}: {msg}{shown}")
     return "\n".join(lines)
 
 
@@ -161,23 +171,49 @@ def execution_field(default: Any, description: str, **kwargs: Any) -> Any:
     return Field(default, description=description, json_schema_extra={"run_id": False}, **kwargs)
 
 
-def _execution_only(cfg: BaseModel) -> dict[str, Any]:
-    """The ``exclude`` tree of ``cfg``'s execution fields, nested configs included."""
-    tree: dict[str, Any] = {}
+def added_field(default: Any, description: str, **kwargs: Any) -> Any:
+    """A field added after run ids were published: left out of the run id while it holds
+    its default, so every run made before it existed keeps its id (and is reused); a
+    non-default value enters the id as any field does."""
+    extra = {"run_id": "unless_default"}
+    return Field(default, description=description, json_schema_extra=extra, **kwargs)
+
+
+def _run_id_rule(field: Any) -> Any:
+    extra = field.json_schema_extra
+    return extra.get("run_id", True) if isinstance(extra, dict) else True
+
+
+def identity(cfg: BaseModel) -> dict[str, Any]:
+    """What the run id hashes: the JSON form of ``cfg`` without its execution fields and
+    without added fields at their defaults. A config class may define
+    ``run_id_view(data) -> data`` to keep the ids of an older layout (GPTConfig does)."""
+    data: dict[str, Any] = {}
     for name, field in type(cfg).model_fields.items():
-        extra = field.json_schema_extra
-        if isinstance(extra, dict) and extra.get("run_id") is False:
-            tree[name] = True
-        elif isinstance(value := getattr(cfg, name), BaseModel) and (sub := _execution_only(value)):
-            tree[name] = sub
-    return tree
+        rule, value = _run_id_rule(field), getattr(cfg, name)
+        if rule is False:
+            continue
+        if rule == "unless_default" and value == field.get_default(call_default_factory=True):
+            continue
+        data[name] = _identity_of(value)
+    view = getattr(cfg, "run_id_view", None)
+    return view(data) if view is not None else data
+
+
+def _identity_of(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return identity(value)
+    if isinstance(value, list | tuple):
+        return [_identity_of(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _identity_of(v) for k, v in value.items()}
+    return to_jsonable_python(value)
 
 
 def config_hash(study: str, cfg: BaseModel, length: int = 10) -> str:
-    """Stable short hash of a study name and its resolved config: the run id. Fields made
-    with :func:`execution_field` are left out."""
-    config = cfg.model_dump(mode="json", exclude=_execution_only(cfg) or None)
-    payload = canonical_json({"study": study, "config": config})
+    """Stable short hash of a study name and its resolved config: the run id (see
+    :func:`identity` for what it covers)."""
+    payload = canonical_json({"study": study, "config": identity(cfg)})
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 

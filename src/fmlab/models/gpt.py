@@ -2,7 +2,8 @@
 
 Read top to bottom: config, block, model. Every weight is initialised from an explicit
 ``torch.Generator``; activations pass through :class:`HookPoint` modules at the
-canonical sites of DESIGN.md, so :mod:`fmlab.hooks` can capture or patch them:
+canonical sites (docs/architecture.md, "Site names"), so :mod:`fmlab.hooks` can capture
+or patch them:
 
     embed, blocks.{i}.resid_pre, blocks.{i}.attn_out, blocks.{i}.mlp_out,
     blocks.{i}.resid_post, final, logits
@@ -10,22 +11,37 @@ canonical sites of DESIGN.md, so :mod:`fmlab.hooks` can capture or patch them:
 
 The options cover the classic grokking setups (Power et al. 2022; Nanda et al. 2023:
 1 layer, no LayerNorm, ReLU) as well as pre-LN GPT-2-like models and attention-only
-models (``d_mlp=0``, Olsson et al. 2022).
+models (``d_mlp=0``, Olsson et al. 2022). The sequence mixer is pluggable
+(:mod:`fmlab.models.mixers`): ``mixer`` holds the chosen mixer's own typed config.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 from torch import Tensor, nn
 
-from fmlab.config import Config
+from fmlab.config import Config, validate
 from fmlab.models.layers import MLP, HookPoint, fan_in_std, make_norm, normal_param, project
-from fmlab.models.mixers import MIXERS, build_mixer
-from fmlab.models.mixers.short_conv import ShortConv
+from fmlab.models.mixers import MIXERS, MixerConfig, build_mixer
 from fmlab.models.moe import MoEConfig, build_moe
+from fmlab.models.short_conv import ShortConv
+
+# Until each mixer had its own config, GPTConfig carried every mixer's options flat, with
+# these defaults: name -> (mixer, its field, default). The flat names are still accepted
+# (``--set model.d_state=8``), and run ids keep this layout (:meth:`GPTConfig.run_id_view`),
+# so that runs made before are found and reused. New mixers never join this table.
+FLAT_OPTIONS: dict[str, tuple[str, str, Any]] = {
+    "attn_window": ("attention", "window", None),
+    "d_state": ("ssm", "d_state", 16),
+    "feature_map": ("linear_attention", "feature_map", "taylor"),
+    "feature_dim": ("linear_attention", "feature_dim", 16),
+    "long_filter": ("hyena", "long_filter", "implicit"),
+    "filter_len": ("hyena", "filter_len", 256),
+}
 
 
 class GPTConfig(Config):
@@ -41,22 +57,54 @@ class GPTConfig(Config):
     tied_embeddings: bool = False
     pos_embed: Literal["learned", "none"] = "learned"
     bias: bool = True
-    mixer: str = "attention"
-    attn_window: int | None = Field(None, ge=1)
+    mixer: SerializeAsAny[MixerConfig] = Field(
+        "attention", description="the sequence mixer: a name, or its config {kind: …, …}"
+    )
     init_scale: float = Field(1.0, gt=0)
-    # options of the other mixers and layers (fmlab.models.mixers, fmlab.models.moe)
     short_conv: int = Field(0, ge=0, description="causal depthwise conv kernel before the mixer")
-    d_state: int = Field(16, ge=1, description="ssm: state expansion per channel")
-    feature_map: Literal["elu", "taylor"] = "taylor"
-    feature_dim: int = Field(16, ge=1, description="linear_attention: q/k width per head")
-    long_filter: Literal["implicit", "explicit"] = "implicit"
-    filter_len: int = Field(256, ge=2, description="hyena: filter length; set it to the context")
     moe: MoEConfig | None = Field(None, description="a mixture of experts replaces the MLP")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_mixer_options(cls, data: Any) -> Any:
+        """Move the flat options of :data:`FLAT_OPTIONS` into the mixer's config."""
+        if not isinstance(data, Mapping) or not FLAT_OPTIONS.keys() & data.keys():
+            return data
+        data = dict(data)
+        mixer = data.get("mixer", "attention")
+        if isinstance(mixer, MixerConfig):
+            mixer = mixer.model_dump()
+        spec = {"kind": mixer} if isinstance(mixer, str) else dict(mixer)
+        kind = spec.get("kind", "attention")
+        for flat in [k for k in FLAT_OPTIONS if k in data]:
+            owner, field, default = FLAT_OPTIONS[flat]
+            value = data.pop(flat)
+            if owner == kind:
+                spec[field] = value
+            elif value != default:  # old configs carried every mixer's options at defaults
+                raise ValueError(
+                    f"{flat} is an option of the {owner} mixer; this model's "
+                    f"mixer is {kind} (set mixer={owner} with it)"
+                )
+        data["mixer"] = spec
+        return data
+
+    @field_validator("mixer", mode="before")
+    @classmethod
+    def _mixer_config(cls, value: Any) -> Any:
+        """A mixer name or ``{kind: name, …}`` → that mixer's own typed config."""
+        if isinstance(value, MixerConfig):
+            return value
+        spec = {"kind": value} if isinstance(value, str) else value
+        if not isinstance(spec, Mapping):
+            raise ValueError("give a mixer name or {kind: name, options…}")
+        kind = spec.get("kind", "attention")
+        if kind not in MIXERS:
+            raise ValueError(f"mixer {kind!r} is not one of: {', '.join(MIXERS.names())}")
+        return validate(MIXERS.get(kind).config, {"kind": kind, **spec})
 
     @model_validator(mode="after")
     def _check(self) -> GPTConfig:
-        if self.mixer not in MIXERS:
-            raise ValueError(f"mixer {self.mixer!r} is not one of: {', '.join(MIXERS.names())}")
         if self.d_head is None and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set d_head"
@@ -69,6 +117,22 @@ class GPTConfig(Config):
     def head_dim(self) -> int:
         return self.d_head or self.d_model // self.n_heads
 
+    def run_id_view(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The flat layout of :data:`FLAT_OPTIONS` for the run id: ``mixer`` is the kind,
+        and every flat option is present (the chosen mixer's value, else the old default).
+        A mixer config with options outside that layout enters whole."""
+        mixer = data.pop("mixer")
+        own = {
+            field: flat
+            for flat, (owner, field, _) in FLAT_OPTIONS.items()
+            if owner == mixer["kind"]
+        }
+        rest = {k: v for k, v in mixer.items() if k != "kind" and k not in own}
+        data["mixer"] = mixer if rest else mixer["kind"]
+        data |= {flat: default for flat, (_, _, default) in FLAT_OPTIONS.items()}
+        data |= {flat: mixer[field] for field, flat in own.items() if field in mixer}
+        return data
+
 
 class Block(nn.Module):
     """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x))."""
@@ -80,7 +144,7 @@ class Block(nn.Module):
         self.short_conv = (
             ShortConv(cfg.d_model, cfg.short_conv, generator) if cfg.short_conv else None
         )
-        self.mixer = build_mixer(cfg.mixer, cfg, generator)
+        self.mixer = build_mixer(cfg, generator)
         self.hook_attn_out = HookPoint()
         self.mlp: nn.Module | None = None
         if cfg.moe is not None:

@@ -67,7 +67,7 @@ class InductionStudyConfig(Config):
     def _check(self) -> InductionStudyConfig:
         if self.model.d_mlp != 0 or self.model.moe is not None:
             raise ValueError("model.d_mlp must be 0: Olsson et al.'s models are attention-only")
-        if self.model.mixer != "attention":
+        if self.model.mixer.kind != "attention":
             raise ValueError("model.mixer must be 'attention' (prefix matching reads patterns)")
         if 1 not in self.layers or 2 not in self.layers:
             raise ValueError(

@@ -87,8 +87,11 @@ class RecallConfig(Config):
 
 
 def model_config(cfg: RecallConfig, mixer: str, width: int) -> GPTConfig:
-    """The base model with this mixer's options and width (hyena: filter_len = seq_len)."""
-    options = {"filter_len": cfg.task.seq_len, **cfg.mixer_options.get(mixer, {})}
+    """The base model with this mixer's options and width; a mixer with a filter length
+    (hyena) gets the context length unless ``mixer_options`` set it."""
+    options = dict(cfg.mixer_options.get(mixer, {}))
+    if "filter_len" in MIXERS.get(mixer).config.model_fields:
+        options.setdefault("filter_len", cfg.task.seq_len)
     try:
         return apply_overrides(cfg.model, {**options, "mixer": mixer, "d_model": width})
     except ConfigError as e:

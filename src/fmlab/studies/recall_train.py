@@ -79,8 +79,8 @@ def train_model(
     gen = torch.Generator().manual_seed(seed)
     model = GPT(model_cfg, vocab_size=data.vocab_size, seq_len=data.seq_len, generator=gen)
     batches = iterate_batches((data.train_x, data.train_y), train_cfg.batch_size, gen)
-    tags = {"mixer": model_cfg.mixer, "d_model": model_cfg.d_model, "n_pairs": data.n_pairs}
-    label = f"{model_cfg.mixer} d{model_cfg.d_model} p{data.n_pairs} s{seed}"
+    tags = {"mixer": model_cfg.mixer.kind, "d_model": model_cfg.d_model, "n_pairs": data.n_pairs}
+    label = f"{model_cfg.mixer.kind} d{model_cfg.d_model} p{data.n_pairs} s{seed}"
     solved_at, step, metrics = None, 0, {}
     for step, metrics in run.track(
         train(model, loss_fn, batches, train_cfg), train_cfg.steps, label
@@ -91,7 +91,7 @@ def train_model(
             solved_at = step
             break
     return RecallResult(
-        mixer=model_cfg.mixer,
+        mixer=model_cfg.mixer.kind,
         d_model=model_cfg.d_model,
         n_pairs=data.n_pairs,
         seed=seed,

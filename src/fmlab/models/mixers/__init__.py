@@ -1,11 +1,14 @@
 """Sequence mixers: the part of a block that moves information between positions.
 
-Every mixer is an ``nn.Module`` built by ``factory(cfg: GPTConfig, generator)`` and
-called as ``mixer(x, last_only=False)`` on ``x`` of shape (B, T, D). With
-``last_only=True`` it returns only the last position, (B, 1, D), which lets a task
-that reads a single output position skip most of the work of the final block.
+Every mixer is one file in this package: a typed config (its ``kind`` and its own
+options) and an ``nn.Module`` registered with :func:`register_mixer` (see
+:mod:`fmlab.models.mixers.base` for the contract). The module is called as
+``mixer(x, last_only=False)`` on ``x`` of shape (B, T, D); with ``last_only=True`` it
+returns only the last position, (B, 1, D), which lets a task that reads a single output
+position skip most of the work of the final block. Importing this package imports every
+module in it, so a new file is found without an edit here.
 
-Registered mixers (Arora et al. 2023, "Zoology", compare exactly these families):
+The bundled mixers (Arora et al. 2023, "Zoology", compare exactly these families):
 
 * ``attention`` — causal softmax attention, optionally windowed (Vaswani et al. 2017);
 * ``linear_attention`` — causal linear attention with an elu+1 (Katharopoulos et al.
@@ -23,65 +26,33 @@ and its parameter count, gathered by :func:`mixer_info`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+import importlib
+import pkgutil
 
-import torch
-from torch import Tensor, nn
+from fmlab.models.mixers.base import (
+    MIXERS,
+    Mixer,
+    MixerConfig,
+    MixerEntry,
+    MixerInfo,
+    build_mixer,
+    mixer_info,
+    model_state_size,
+    register_mixer,
+)
 
-from fmlab.registry import Registry
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
-
-class Mixer(Protocol):
-    def __call__(self, x: Tensor, *, last_only: bool = False) -> Tensor: ...
-
-    def state_size(self, seq_len: int) -> int: ...
-
-    def flops_per_token(self, seq_len: int) -> float: ...
-
-
-MixerFactory = Callable[..., nn.Module]
-MIXERS: Registry[MixerFactory] = Registry("mixer")
-
-
-def build_mixer(name: str, cfg: object, generator: torch.Generator) -> nn.Module:
-    return MIXERS.get(name)(cfg, generator)
-
-
-@dataclass(frozen=True)
-class MixerInfo:
-    """What one mixer costs at a given sequence length."""
-
-    name: str
-    params: int
-    state_size: int  # numbers carried per sequence during generation
-    flops_per_token: float  # forward FLOPs per token, averaged over the sequence
-
-
-def mixer_info(mixer: nn.Module, seq_len: int, name: str | None = None) -> MixerInfo:
-    return MixerInfo(
-        name=name or type(mixer).__name__,
-        params=sum(p.numel() for p in mixer.parameters()),
-        state_size=int(mixer.state_size(seq_len)),
-        flops_per_token=float(mixer.flops_per_token(seq_len)),
-    )
-
-
-def model_state_size(model: nn.Module, seq_len: int) -> int:
-    """Numbers a GPT carries per sequence while generating: each block's mixer state plus
-    the buffer of its short convolution (if any). Embeddings and MLPs carry none."""
-    total = 0
-    for block in model.blocks:
-        total += int(block.mixer.state_size(seq_len))
-        if getattr(block, "short_conv", None) is not None:
-            total += int(block.short_conv.state_size(seq_len))
-    return total
-
-
-from fmlab.models.mixers import attention as _attention  # noqa: E402,F401  (registers)
-from fmlab.models.mixers import linear_attention as _linear  # noqa: E402,F401
-from fmlab.models.mixers import long_conv as _long_conv  # noqa: E402,F401
-from fmlab.models.mixers import ssm as _ssm  # noqa: E402,F401
-
-__all__ = ["MIXERS", "Mixer", "MixerInfo", "build_mixer", "mixer_info", "model_state_size"]
+__all__ = [
+    "MIXERS",
+    "Mixer",
+    "MixerConfig",
+    "MixerEntry",
+    "MixerInfo",
+    "build_mixer",
+    "mixer_info",
+    "model_state_size",
+    "register_mixer",
+]

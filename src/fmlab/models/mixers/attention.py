@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from fmlab.models.layers import HookPoint, Linear
-from fmlab.models.mixers import MIXERS
+from fmlab.models.mixers.base import MixerConfig, register_mixer
 
 
-@MIXERS.register("attention")
+class AttentionConfig(MixerConfig):
+    kind: Literal["attention"] = "attention"
+    window: int | None = Field(None, ge=1, description="attend to the last `window` keys only")
+
+
+@register_mixer(AttentionConfig)
 class Attention(nn.Module):
     """Softmax attention with H heads of width d_head; the pattern is a hook site.
 
@@ -22,7 +29,7 @@ class Attention(nn.Module):
     def __init__(self, cfg, generator: torch.Generator):
         super().__init__()
         self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
-        self.window = cfg.attn_window
+        self.window = cfg.mixer.window
         inner = self.n_heads * self.d_head
         s = cfg.init_scale
         self.w_q = Linear(cfg.d_model, inner, generator, bias=cfg.bias, init_scale=s)

@@ -21,13 +21,15 @@ the recurrent state across chunks — exact, parallel, and O(T·chunk) instead o
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from fmlab.models.layers import Linear
-from fmlab.models.mixers import MIXERS
+from fmlab.models.mixers.base import MixerConfig, register_mixer
 
 EPS = 1e-6
 
@@ -72,14 +74,20 @@ def causal_linear_attention(q: Tensor, k: Tensor, v: Tensor, chunk: int = 64) ->
     return y.reshape(B, H, n * C, -1)[:, :, :T]
 
 
-@MIXERS.register("linear_attention")
+class LinearAttentionConfig(MixerConfig):
+    kind: Literal["linear_attention"] = "linear_attention"
+    feature_map: Literal["elu", "taylor"] = "taylor"
+    feature_dim: int = Field(16, ge=1, description="q/k width per head")
+
+
+@register_mixer(LinearAttentionConfig)
 class LinearAttention(nn.Module):
     """Multi-head causal linear attention; ``feature_dim`` is the q/k width per head."""
 
     def __init__(self, cfg, generator: torch.Generator):
         super().__init__()
         self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
-        self.kind, self.d_feature = cfg.feature_map, cfg.feature_dim
+        self.kind, self.d_feature = cfg.mixer.feature_map, cfg.mixer.feature_dim
         self.chunk = 64
         H, s = self.n_heads, cfg.init_scale
         self.w_q = Linear(cfg.d_model, H * self.d_feature, generator, bias=False, init_scale=s)

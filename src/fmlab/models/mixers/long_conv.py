@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from fmlab.models.layers import Linear, normal_param
-from fmlab.models.mixers import MIXERS
-from fmlab.models.mixers.short_conv import ShortConv
+from fmlab.models.mixers.base import MixerConfig, register_mixer
+from fmlab.models.short_conv import ShortConv
 
 SHORT_KERNEL = 3  # Hyena's short filter order
 FILTER_ORDER = 64  # width of the implicit filter's MLP (Zoology's default)
@@ -92,18 +94,24 @@ class ExplicitFilter(nn.Module):
         return self.weight
 
 
-@MIXERS.register("hyena")
+class HyenaConfig(MixerConfig):
+    kind: Literal["hyena"] = "hyena"
+    long_filter: Literal["implicit", "explicit"] = "implicit"
+    filter_len: int = Field(256, ge=2, description="filter length; set it to the context")
+
+
+@register_mixer(HyenaConfig)
 class GatedLongConv(nn.Module):
     """Order-2 Hyena: two multiplicative gates around one FFT long convolution."""
 
     def __init__(self, cfg, generator: torch.Generator):
         super().__init__()
         D, s = cfg.d_model, cfg.init_scale
-        self.d_model, self.filter_len = D, cfg.filter_len
+        self.d_model, self.filter_len = D, cfg.mixer.filter_len
         self.in_proj = Linear(D, 3 * D, generator, bias=cfg.bias, init_scale=s)
         self.short = ShortConv(3 * D, SHORT_KERNEL, generator)
-        build = ImplicitFilter if cfg.long_filter == "implicit" else ExplicitFilter
-        self.filter = build(D, cfg.filter_len, generator)
+        build = ImplicitFilter if cfg.mixer.long_filter == "implicit" else ExplicitFilter
+        self.filter = build(D, cfg.mixer.filter_len, generator)
         self.skip = normal_param((D,), 1.0, generator)  # b: the direct term (Hyena: randn)
         self.out_proj = Linear(D, D, generator, bias=cfg.bias, init_scale=s)
 

@@ -26,14 +26,16 @@ SiLU on [x, B, C]; the SSM; gated RMS norm ``norm(y ⊙ SiLU(z))``; out_proj. Ex
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from fmlab.models.layers import Linear
-from fmlab.models.mixers import MIXERS
-from fmlab.models.mixers.short_conv import ShortConv
+from fmlab.models.mixers.base import MixerConfig, register_mixer
+from fmlab.models.short_conv import ShortConv
 
 EXPAND, D_CONV = 2, 4
 DT_MIN, DT_MAX = 1e-3, 1e-1  # Mamba's range for the initial step size Δ
@@ -109,13 +111,18 @@ class GatedRMSNorm(nn.Module):
         return y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-@MIXERS.register("ssm")
+class SSMConfig(MixerConfig):
+    kind: Literal["ssm"] = "ssm"
+    d_state: int = Field(16, ge=1, description="state expansion per channel")
+
+
+@register_mixer(SSMConfig)
 class SelectiveSSM(nn.Module):
     """Mamba-2 style selective SSM: H = n_heads heads of width 2·d_model / H, d_state N."""
 
     def __init__(self, cfg, generator: torch.Generator):
         super().__init__()
-        D, N, H = cfg.d_model, cfg.d_state, cfg.n_heads
+        D, N, H = cfg.d_model, cfg.mixer.d_state, cfg.n_heads
         self.d_inner, self.d_state, self.n_heads = EXPAND * D, N, H
         if self.d_inner % H:
             raise ValueError(f"2·d_model={self.d_inner} is not divisible by n_heads={H}")

@@ -6,7 +6,7 @@ Hyena put one on their projections, Mamba on its input branch. Before attention 
 single layer see the previous token, which is what associative recall needs (the key sits
 right before its value), so the recall study gives attention one too (``short_conv=4``).
 
-Not a mixer by itself (it is not registered); blocks and mixers use it as a layer.
+Not a mixer by itself: a layer that blocks (`GPTConfig.short_conv`) and mixers use.
 """
 
 from __future__ import annotations
