@@ -9,15 +9,15 @@ The public API, re-exported here::
     table = fmlab.load_runs("runs")                   # one row per finished run
 """
 
-__version__ = "0.1.0"
-
+from fmlab.catalog import all_studies, get_study
 from fmlab.claims import Claim
 from fmlab.config import Config, ConfigError, config_hash
 from fmlab.errors import UserInputError
 from fmlab.registry import Registry, UnknownNameError
 from fmlab.runner import RunResult, execute, execute_batch
 from fmlab.store import Run, RunData, load_runs, read_metrics, read_summary
-from fmlab.study import Study, all_studies, get_study, study
+from fmlab.study import Study, study
+from fmlab.version import __version__
 
 __all__ = [
     "Claim",

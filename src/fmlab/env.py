@@ -7,12 +7,12 @@ import sys
 
 import torch
 
-import fmlab
+from fmlab.version import __version__
 
 
 def env_info(device: str = "cpu") -> dict[str, object]:
     return {
-        "fmlab": fmlab.__version__,
+        "fmlab": __version__,
         "torch": torch.__version__.split("+")[0],
         "python": platform.python_version(),
         "platform": f"{sys.platform}-{platform.machine()}",

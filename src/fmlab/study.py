@@ -1,5 +1,6 @@
 """Studies: a config class, presets, claims, a run function and figures, registered
-under a name. A study module composes library pieces; the library never imports one.
+under a name. A study module composes library pieces; the library never imports one
+(:mod:`fmlab.catalog` finds and imports them; look studies up there).
 
     @study("grokking", config=GrokkingConfig, presets=PRESETS, claims=CLAIMS,
            title="…", citation="…", figures=figures)
@@ -116,15 +117,3 @@ def import_modules(modules: Iterable[str]) -> None:
             importlib.import_module(name)
         except ImportError as e:
             raise UserInputError(f"cannot import {name!r} (from --import): {e}") from None
-
-
-def get_study(name: str) -> Study:
-    import fmlab.studies  # noqa: F401  (registers the bundled studies)
-
-    return STUDIES.get(name)
-
-
-def all_studies() -> list[Study]:
-    import fmlab.studies  # noqa: F401
-
-    return [s for _, s in STUDIES.items()]

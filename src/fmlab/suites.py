@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmlab.catalog import all_studies
 from fmlab.registry import Registry
 from fmlab.runner import RunResult
-from fmlab.study import all_studies
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,14 @@ def suite_items(name: str) -> list[SuiteItem]:
 
 def run_item(item: SuiteItem, out: Path, *, force: bool = False, progress: Any = None) -> RunResult:
     """Run one suite item into ``out`` and write its report."""
+    from fmlab.catalog import get_study
     from fmlab.report import write_run_report
     from fmlab.runner import execute
-    from fmlab.study import get_study
 
     spec = get_study(item.study)
     cfg = spec.resolve(item.preset, item.overrides)
     result = execute(spec, cfg, out, force=force, progress=progress, preset=item.preset)
-    write_run_report(result.path)
+    write_run_report(result.path, spec)
     return result
 
 

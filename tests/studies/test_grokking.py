@@ -4,9 +4,9 @@ run_batch gives each config the run it would have had alone."""
 import numpy as np
 import pytest
 
+from fmlab.catalog import get_study
 from fmlab.runner import execute, execute_batch
 from fmlab.store import read_metrics
-from fmlab.study import get_study
 
 STUDY = get_study("grokking")
 SMOKE = STUDY.preset("smoke").override("seeds=[0,1]", "train.steps=40")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from fmlab.catalog import get_study
 from fmlab.config import ConfigError
 from fmlab.studies.icl import CLAIMS, ICLConfig
-from fmlab.studies.icl_eval import compare, gap_closed, holm_family, pooled_ratio
-from fmlab.study import get_study
+from fmlab.studies.icl.eval import compare, gap_closed, holm_family, pooled_ratio
 from fmlab.tasks.icl import ICLTaskConfig, eval_prompts
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from fmlab.catalog import get_study
 from fmlab.config import ConfigError
-from fmlab.studies.induction import CLAIMS, InductionStudyConfig
-from fmlab.studies.induction_summary import formation_window, per_model, uniform_prefix_score
-from fmlab.studies.induction_train import History, Trained
-from fmlab.study import get_study
+from fmlab.studies.induction_heads import CLAIMS, InductionStudyConfig
+from fmlab.studies.induction_heads.summary import formation_window, per_model, uniform_prefix_score
+from fmlab.studies.induction_heads.train import History, Trained
 from fmlab.tasks.induction import prefix_matching_score
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fastest

@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from fmlab.studies.recall import CLAIMS, SMOKE, summarise
-from fmlab.studies.recall_train import RecallResult
+from fmlab.studies.recall.train import RecallResult
 
 CFG = SMOKE.model_copy(update={"mixers": ["attention", "ssm"], "seeds": [0, 1, 2]})
 SMALL, LARGE = min(CFG.widths), max(CFG.widths)

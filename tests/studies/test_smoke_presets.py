@@ -4,10 +4,10 @@ automatically), writes the run-directory contract, and is bit-for-bit reproducib
 import pandas as pd
 import pytest
 
+from fmlab.catalog import all_studies
 from fmlab.report import write_run_report
 from fmlab.runner import execute
 from fmlab.store import read_metrics, read_summary
-from fmlab.study import all_studies
 
 STUDIES = all_studies()
 
@@ -22,7 +22,7 @@ def test_smoke_preset_runs_and_reports(study, tmp_path):
     assert all(c["passed"] in (True, False, None) for c in summary["claims"])
     metrics = read_metrics(result.path)
     assert {"step", "name", "value"} <= set(metrics.columns) and len(metrics) > 0
-    report = write_run_report(result.path)
+    report = write_run_report(result.path, study)
     assert report.exists() and (result.path / "artifacts" / "figures").is_dir()
 
 

@@ -1,10 +1,10 @@
 import pandas as pd
 import pytest
 
+from fmlab.catalog import get_study
 from fmlab.config import apply_overrides
 from fmlab.runner import execute
 from fmlab.store import read_metrics
-from fmlab.study import get_study
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the workers' thread count too
 

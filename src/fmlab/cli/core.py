@@ -31,9 +31,9 @@ def _claims_table(summary: dict[str, Any]) -> Table:
 @friendly
 def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the studies (with presets and claims) and the other registries."""
+    from fmlab.catalog import all_studies
     from fmlab.measure import INSTRUMENTS
     from fmlab.models import MIXERS
-    from fmlab.study import all_studies
     from fmlab.suites import SUITES
     from fmlab.tasks import TASKS
 
@@ -79,10 +79,11 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one study with a preset and overrides; print its claims."""
+    from fmlab.catalog import get_study
     from fmlab.progress import Progress
     from fmlab.report import write_run_report
     from fmlab.runner import execute
-    from fmlab.study import get_study, import_modules
+    from fmlab.study import import_modules
 
     import_modules(imports)
     spec = get_study(study)
@@ -93,7 +94,7 @@ def run(
     with progress as bars:
         result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=preset)
     if report:
-        result.summary["report"] = str(write_run_report(result.path))
+        result.summary["report"] = str(write_run_report(result.path, spec))
     summary = {**result.summary, "path": str(result.path), "reused": result.reused}
     if as_json:
         emit_json(summary)
@@ -139,13 +140,16 @@ def show(
 def report(
     paths: list[Path] = typer.Argument(..., help="run directories or folders holding runs"),
     index: Path | None = typer.Option(None, "--index", help="also write an index page here"),
+    imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write report.html (+ PNG/SVG figures) for each run; optionally an index."""
     from fmlab.report import write_index, write_run_report
+    from fmlab.study import import_modules
 
+    import_modules(imports)
     run_dirs = [r for p in paths for r in _existing(p)]
-    reports = [str(write_run_report(r)) for r in run_dirs]
+    reports = [str(write_run_report(r, _study_of(r))) for r in run_dirs]
     result: dict[str, Any] = {"reports": reports}
     if index is not None or len(run_dirs) > 1:
         target = index or Path(paths[0]) / "index.html"
@@ -163,6 +167,24 @@ def report(
         out.print(f"index: {result['index']}")
     for page in result.get("sweeps", []):
         out.print(f"sweep: {page}")
+
+
+def _study_of(run_dir: Path) -> Any:
+    """The study that made a run, for its title and figures; None (with a warning) when it
+    is not registered here (a user's study: pass its --import)."""
+    from fmlab.catalog import get_study
+    from fmlab.registry import UnknownNameError
+    from fmlab.store import RunData
+
+    name = RunData(run_dir).study
+    try:
+        return get_study(name)
+    except UnknownNameError:
+        err.print(
+            f"[yellow]warning:[/] study {name!r} of {run_dir} is not registered here "
+            "(--import its module for its figures); writing the report without them"
+        )
+        return None
 
 
 def _suite_bar(bars: Any, suite: str, total: int) -> Any:

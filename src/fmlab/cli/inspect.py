@@ -42,10 +42,10 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one instrument on every layer of a model; write a run directory and a report."""
+    from fmlab.catalog import get_study
     from fmlab.progress import Progress
     from fmlab.report import write_run_report
     from fmlab.runner import execute
-    from fmlab.study import get_study
 
     spec = get_study("inspect")
     fields = {
@@ -65,7 +65,7 @@ def inspect(
     with progress as bars:
         result = execute(spec, cfg, out_dir, force=force, progress=bars, reraise=True)
     summary = {**result.summary, "path": str(result.path), "reused": result.reused}
-    summary["report"] = str(write_run_report(result.path))
+    summary["report"] = str(write_run_report(result.path, spec))
     if as_json:
         emit_json(summary)
     else:

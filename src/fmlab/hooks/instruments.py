@@ -2,7 +2,7 @@
 
 Each function takes a model, its tokenizer and texts, captures activations with
 :func:`fmlab.hooks.capture_dataset` (batched, reduced, memory-bounded) and returns
-plain results; :mod:`fmlab.studies.inspection` records them as a run and ``fmlab
+plain results; :mod:`fmlab.studies.inspect` records them as a run and ``fmlab
 inspect`` drives it from the command line.
 
 Layers are ``embed`` then each block's output (``blocks.{i}.resid_post`` by default;

@@ -101,9 +101,9 @@ def _model_type(model: nn.Module) -> str | None:
 
 
 def family_of(model: nn.Module) -> Family:
-    """The registered family that knows ``model``; a clear error if none does."""
-    from fmlab.hooks import families  # noqa: F401  (registers the bundled families)
-
+    """The registered family that knows ``model``; a clear error if none does. (Importing
+    any module of :mod:`fmlab.hooks` runs the package's ``__init__``, which registers the
+    bundled families.)"""
     for _, fam in FAMILIES.items():
         if fam.matches(model):
             return fam

@@ -11,9 +11,9 @@ import base64
 import html
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fmlab.report.figures import close, png_bytes, save_figure
 from fmlab.store import RunData, atomic_write_bytes
@@ -109,15 +109,21 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def render_figures(run: RunData) -> list[tuple[str, bytes]]:
-    """Call the study's figure function; save PNG+SVG; return (name, png) pairs."""
-    from fmlab.study import get_study
+class ReportSource(Protocol):
+    """What a report needs of a study (a :class:`fmlab.study.Study` has it): its title,
+    citation, and the function that draws a run's figures (``None``: no figures)."""
 
-    study = get_study(run.study)
-    if study.figures is None or run.metrics.empty:
+    title: str
+    citation: str
+    figures: Callable[[RunData], Mapping[str, Any]] | None
+
+
+def render_figures(run: RunData, figures: Callable[[RunData], Mapping[str, Any]] | None):
+    """Call ``figures`` on the run; save PNG+SVG; return (name, png) pairs."""
+    if figures is None or run.metrics.empty:
         return []
     out = []
-    for name, fig in study.figures(run).items():
+    for name, fig in figures(run).items():
         save_figure(fig, run.artifacts / "figures", name)
         out.append((name, png_bytes(fig)))
         close(fig)
@@ -133,24 +139,27 @@ def figures_html(figs: Iterable[tuple[str, bytes]]) -> str:
     return f"<div class='figs'>{''.join(items)}</div>" if items else "<p class='na'>No figures.</p>"
 
 
-def run_report_html(run: RunData) -> str:
-    from fmlab.study import get_study
-
-    study = get_study(run.study)
+def run_report_html(run: RunData, study: ReportSource | None = None) -> str:
+    """The run's page; ``study`` gives its title, citation and figures (without one the
+    page has the run's own numbers only)."""
+    title = study.title if study is not None else run.study
+    citation = study.citation if study is not None else ""
     summary = run.summary or {"status": "unfinished", "metrics": {}, "claims": []}
     status = summary.get("status", "unfinished")
     passed = sum(c.get("passed") is True for c in summary.get("claims", []))
     tested = sum(c.get("passed") is not None for c in summary.get("claims", []))
     preset = summary.get("preset")
+    run_id = html.escape(run.run_id)
     head = (
-        f"<h1>{html.escape(study.title)}</h1><div class='sub'>study <b>{run.study}</b>"
-        f"{f' · preset <b>{html.escape(preset)}</b>' if preset else ''} · run <code>{run.run_id}"
-        f"</code> · <span class='badge {status}'>{status}</span> · {fmt(summary.get('wall_s'))} s"
+        f"<h1>{html.escape(title)}</h1><div class='sub'>study <b>{html.escape(run.study)}</b>"
+        f"{f' · preset <b>{html.escape(preset)}</b>' if preset else ''} · run <code>{run_id}"
+        f"</code> · {_badge(status)} · {fmt(summary.get('wall_s'))} s"
         f" · claims {passed}/{tested} hold</div>"
-        f"<div class='card sub'>{html.escape(study.citation)}</div>"
+        + (f"<div class='card sub'>{html.escape(citation)}</div>" if citation else "")
     )
     parts = [head, "<h2>Claims</h2>", claims_table(summary.get("claims", []))]
-    parts += ["<h2>Figures</h2>", figures_html(render_figures(run))]
+    figs = render_figures(run, study.figures if study is not None else None)
+    parts += ["<h2>Figures</h2>", figures_html(figs)]
     parts += ["<h2>Summary metrics</h2>", metrics_table(summary.get("metrics", {}))]
     if summary.get("error"):
         parts += ["<h2>Error</h2>", f"<pre>{html.escape(summary['error'])}</pre>"]
@@ -162,11 +171,17 @@ def run_report_html(run: RunData) -> str:
     return _page(f"{run.study} {run.run_id}", "".join(parts))
 
 
-def write_run_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` (and figures); return its path."""
+def _badge(status: Any) -> str:
+    text = html.escape(str(status))
+    known = status in ("completed", "diverged", "failed", "unfinished", "running")
+    return f"<span class='badge {text if known else 'unfinished'}'>{text}</span>"
+
+
+def write_run_report(run_dir: Path, study: ReportSource | None = None) -> Path:
+    """Write ``run_dir/report.html`` (and the figures ``study`` draws); return its path."""
     run = RunData(run_dir)
     target = run.path / "report.html"
-    atomic_write_bytes(target, run_report_html(run).encode())
+    atomic_write_bytes(target, run_report_html(run, study).encode())
     return target
 
 
@@ -183,11 +198,12 @@ def write_index(run_dirs: Iterable[Path], target: Path, title: str = "fmlab repo
         total += sum(c.get("passed") is not None for c in claims)
         held += sum(c.get("passed") is True for c in claims)
         status = summary.get("status", "unfinished")
-        name = f"{run.study} · {summary.get('preset') or run.run_id}"
-        anchor = f"<a href='{html.escape(link)}'>{html.escape(name)}</a>" if link else name
+        name = html.escape(f"{run.study} · {summary.get('preset') or run.run_id}")
+        anchor = f"<a href='{html.escape(link)}'>{name}</a>" if link else name
         sections.append(
-            f"<div class='card'><b>{anchor}</b> <span class='badge {status}'>{status}</span> "
-            f"<span class='sub'>{fmt(summary.get('wall_s'))} s · run {run.run_id}</span>"
+            f"<div class='card'><b>{anchor}</b> {_badge(status)} "
+            f"<span class='sub'>{fmt(summary.get('wall_s'))} s · "
+            f"run {html.escape(run.run_id)}</span>"
             f"{claims_table(claims)}</div>"
         )
     body = (

@@ -1,12 +1,3 @@
-"""The bundled studies; importing this package registers them in ``fmlab.study.STUDIES``."""
-
-from fmlab.studies import (  # noqa: F401
-    grokking,
-    icl,
-    induction,
-    inspection,
-    moe,
-    recall,
-    representations,
-    scaling,
-)
+"""The bundled studies: one package each, ``studies/<name>/`` (the study name with ``-``
+spelled ``_``), found by :mod:`fmlab.catalog` — nothing here lists them, so a new study
+is one new package. Importing this package imports none of them."""

@@ -16,13 +16,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import fmlab
 from fmlab.config import flatten
 from fmlab.errors import UserInputError
 from fmlab.store import atomic_write_json, json_safe
 from fmlab.sweep.ledger import create_exclusive
 from fmlab.sweep.spec import SweepPlan
 from fmlab.sweep.worker import SWEEP_FILE
+from fmlab.version import __version__
 
 
 class SweepChanged(UserInputError):
@@ -42,7 +42,7 @@ def new_record(p: SweepPlan, name: str) -> dict[str, Any]:
         "name": name,
         "sweep_id": uuid.uuid4().hex,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "fmlab": fmlab.__version__,
+        "fmlab": __version__,
         "study": p.study.name,
         "spec": p.spec.model_dump(mode="json"),
         "seed_key": p.seed_key if p.spec.seeds else None,

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from fmlab.catalog import get_study
 from fmlab.config import Config, ConfigError, config_hash, parse_value
 from fmlab.errors import UserInputError
-from fmlab.study import Study, get_study, import_modules
+from fmlab.study import Study, import_modules
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 

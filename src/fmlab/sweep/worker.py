@@ -120,7 +120,8 @@ def run_task(task: Task) -> TaskOutcome:
 
 
 def _resolve(task: Task) -> tuple[Any, list[Any]]:
-    from fmlab.study import STUDIES, get_study
+    from fmlab.catalog import get_study
+    from fmlab.study import STUDIES
 
     # a plugin's study is registered by task.imports: skip importing every bundled study
     study = STUDIES.get(task.study) if task.study in STUDIES else get_study(task.study)

@@ -69,7 +69,7 @@ def test_run_show_report_roundtrip(tmp_path):
 
 
 def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(tmp_path):
-    from fmlab.study import all_studies
+    from fmlab.catalog import all_studies
 
     out = tmp_path / "runs"
     result = invoke("reproduce", "--suite", "smoke", "-j", "2", "--out", str(out), "--json")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from fmlab.catalog import get_study
 from fmlab.runner import execute, run_dir
 from fmlab.store import read_summary
-from fmlab.study import get_study
 
 
 def digest(directory: Path) -> dict[str, str]:

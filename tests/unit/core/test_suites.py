@@ -1,4 +1,4 @@
-from fmlab.study import get_study
+from fmlab.catalog import get_study
 from fmlab.suites import suite_items
 
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from fmlab.studies.representations_task import ShiftConfig, make_pair
+from fmlab.studies.representations.task import ShiftConfig, make_pair
 
 
 @pytest.mark.parametrize("order", [1, 2])

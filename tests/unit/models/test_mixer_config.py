@@ -31,7 +31,7 @@ def test_dump_round_trips_through_validation():
 def test_an_option_of_another_mixer_is_refused_by_name():
     with pytest.raises(ConfigError, match="d_state is an option of the ssm mixer"):
         GPTConfig().override("d_state=8")
-    with pytest.raises(ConfigError, match="mixer.windw: unknown field. Did you mean window"):
+    with pytest.raises(ConfigError, match=r"mixer\.windw: unknown field\. Did you mean window"):
         GPTConfig().override("mixer.windw=3")
 
 

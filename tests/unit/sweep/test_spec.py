@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from fmlab.catalog import get_study
 from fmlab.config import ConfigError, config_hash
 from fmlab.errors import UserInputError
 from fmlab.registry import UnknownNameError
-from fmlab.study import get_study
 from fmlab.sweep.spec import (
     expand,
     parse_axes,

@@ -19,7 +19,7 @@ import numpy as np
 from fmlab.fit import TransitionFit, fit_changepoint
 from fmlab.stats import t_interval
 from fmlab.store import Run
-from fmlab.studies.induction_train import Probes, Trained
+from fmlab.studies.induction_heads.train import Probes, Trained
 
 
 def _changepoint(steps: np.ndarray, values: np.ndarray) -> float | None:

@@ -39,9 +39,9 @@ from fmlab.claims import Claim
 from fmlab.config import Config
 from fmlab.models import GPTConfig
 from fmlab.store import Run
-from fmlab.studies.induction_figures import figures
-from fmlab.studies.induction_summary import summarise
-from fmlab.studies.induction_train import make_probes, train_model
+from fmlab.studies.induction_heads.figures import figures
+from fmlab.studies.induction_heads.summary import summarise
+from fmlab.studies.induction_heads.train import make_probes, train_model
 from fmlab.study import study
 from fmlab.tasks.induction import InductionConfig
 from fmlab.train import TrainConfig

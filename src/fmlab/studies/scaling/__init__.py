@@ -43,8 +43,8 @@ from fmlab.fit import ChinchillaFit, IsoFlopFit
 from fmlab.fit.figures import log_fit_quality
 from fmlab.models import GPTConfig
 from fmlab.store import Run
-from fmlab.studies.scaling_figures import figures
-from fmlab.studies.scaling_train import planned_runs, train_all
+from fmlab.studies.scaling.figures import figures
+from fmlab.studies.scaling.train import planned_runs, train_all
 from fmlab.study import study
 from fmlab.tasks.language import LanguageConfig, make_language
 from fmlab.train import Diverged

@@ -20,8 +20,8 @@ from fmlab.config import Config
 from fmlab.models import GPTConfig
 from fmlab.stats import t_interval
 from fmlab.store import Run
-from fmlab.studies.grokking_figures import figures
-from fmlab.studies.grokking_train import Member, train_members
+from fmlab.studies.grokking.figures import figures
+from fmlab.studies.grokking.train import Member, train_members
 from fmlab.study import study
 from fmlab.tasks.modular import ModularConfig, make_data
 from fmlab.train import Diverged, GrokfastConfig, TrainConfig

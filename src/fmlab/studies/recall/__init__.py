@@ -35,8 +35,8 @@ from fmlab.config import Config, ConfigError, apply_overrides, execution_field
 from fmlab.models import MIXERS, GPTConfig
 from fmlab.stats import t_interval
 from fmlab.store import Run
-from fmlab.studies.recall_figures import figures
-from fmlab.studies.recall_train import RecallResult, train_model
+from fmlab.studies.recall.figures import figures
+from fmlab.studies.recall.train import RecallResult, train_model
 from fmlab.study import study
 from fmlab.tasks.mqar import MQARConfig, MQARData, make_data
 from fmlab.train import TrainConfig

@@ -37,8 +37,8 @@ from fmlab.claims import Claim
 from fmlab.config import Config
 from fmlab.models import GPTConfig
 from fmlab.store import Run
-from fmlab.studies.icl_figures import figures
-from fmlab.studies.icl_train import evaluate_learners, summarise, train_model
+from fmlab.studies.icl.figures import figures
+from fmlab.studies.icl.train import evaluate_learners, summarise, train_model
 from fmlab.study import study
 from fmlab.tasks.icl import ICLCurriculum, ICLTaskConfig, Schedule
 from fmlab.tasks.icl_baselines import BASELINES

@@ -40,8 +40,8 @@ from fmlab.claims import Claim
 from fmlab.config import Config
 from fmlab.models import GPT, GPTConfig
 from fmlab.store import Run
-from fmlab.studies.representations_figures import figures
-from fmlab.studies.representations_task import ClassMarkov, ShiftConfig, make_pair
+from fmlab.studies.representations.figures import figures
+from fmlab.studies.representations.task import ClassMarkov, ShiftConfig, make_pair
 from fmlab.study import study
 from fmlab.train import TrainConfig, train
 
@@ -134,7 +134,7 @@ def freeze_all_but_last_block(model: GPT) -> None:
 
 
 def seed_run(cfg: RepresentationsConfig, seed: int, run: Run) -> dict[str, float]:
-    from fmlab.studies.representations_measure import compare_models
+    from fmlab.studies.representations.measure import compare_models
 
     src, dst = make_pair(cfg.language, seed)
     gen = torch.Generator().manual_seed(seed)
@@ -180,7 +180,7 @@ def seed_run(cfg: RepresentationsConfig, seed: int, run: Run) -> dict[str, float
     },
 )
 def run(cfg: RepresentationsConfig, run: Run) -> dict[str, object]:
-    from fmlab.studies.representations_measure import aggregate
+    from fmlab.studies.representations.measure import aggregate
 
     per_seed = [seed_run(cfg, s, run) for s in cfg.seeds]
     return aggregate(per_seed) | {"n_seeds": len(cfg.seeds), "n_layers": cfg.model.n_layers}

@@ -3,7 +3,7 @@
 Training follows Garg et al. 2022: a fresh batch of prompts (a new function per prompt)
 every step, at the curriculum's dimension and length for that step, and the squared
 error of every prediction in the prompt as the loss. Scoring puts the transformer and
-the classical learners on the same seeded prompts (:mod:`fmlab.studies.icl_eval`).
+the classical learners on the same seeded prompts (:mod:`fmlab.studies.icl.eval`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from fmlab.models.readout import ReadoutGPT
 from fmlab.store import Run
-from fmlab.studies.icl_eval import (
+from fmlab.studies.icl.eval import (
     Point,
     baseline_errors,
     best_lasso_errors,

@@ -36,8 +36,8 @@ from fmlab.models import GPTConfig
 from fmlab.models.moe import MoEConfig
 from fmlab.stats import t_interval
 from fmlab.store import Run
-from fmlab.studies.moe_figures import figures
-from fmlab.studies.moe_train import VariantResult, train_variant
+from fmlab.studies.moe.figures import figures
+from fmlab.studies.moe.train import VariantResult, train_variant
 from fmlab.study import study
 from fmlab.tasks.language import LanguageConfig, make_language
 from fmlab.train import TrainConfig
