@@ -11,11 +11,15 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from fmlab.errors import UserInputError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
-    """A name that is not in a registry; the message suggests the closest ones."""
+class UnknownNameError(KeyError, UserInputError):
+    """A name that is not in a registry; the message suggests the closest ones. It is a
+    KeyError (a lookup failed) and a user-input error (a ValueError): raised inside a
+    config validator, it becomes a field error naming the field."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, known

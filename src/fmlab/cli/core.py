@@ -29,13 +29,20 @@ def _claims_table(summary: dict[str, Any]) -> Table:
 
 @app.command("list")
 @friendly
-def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List the studies (with presets and claims) and the other registries."""
+def list_(
+    imports: list[str] = typer.Option([], "--import", help="module that registers extensions"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """List the studies (with presets and claims), mixers, tasks, instruments, executors
+    and suites."""
     from fmlab.catalog import all_studies
-    from fmlab.measure import INSTRUMENTS
+    from fmlab.instruments import INSTRUMENTS
     from fmlab.models import MIXERS
+    from fmlab.study import import_modules
     from fmlab.suites import SUITES
-    from fmlab.tasks import TASKS
+    from fmlab.tasks import task_names
+
+    import_modules(imports)
 
     studies = [
         {
@@ -49,7 +56,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable o
     ]
     registries = {
         "mixers": MIXERS.names(),
-        "tasks": TASKS.names(),
+        "tasks": list(task_names()),
         "instruments": INSTRUMENTS.names(),
         "suites": SUITES.names(),
     }

@@ -1,4 +1,4 @@
-"""``fmlab inspect MODEL --instrument cka|probe|calibration|logit-lens|spectra``."""
+"""``fmlab inspect MODEL --instrument NAME``: one registered instrument on every layer."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from fmlab.cli.app import app, emit_json, err, friendly, out, show_progress
 from fmlab.config import validate
+from fmlab.instruments import INSTRUMENTS
+
+INSTRUMENT_HELP = "; ".join(f"{name}: {spec.help}" for name, spec in INSTRUMENTS.items())
 
 
 @app.command()
@@ -19,9 +22,7 @@ def inspect(
     model: str = typer.Argument(
         ..., help="minilm, tiny-gpt2|opt|llama|bert, a directory or a hub id"
     ),
-    instrument: str = typer.Option(
-        "cka", "--instrument", "-i", help="cka|probe|calibration|logit-lens|spectra"
-    ),
+    instrument: str = typer.Option("cka", "--instrument", "-i", help=INSTRUMENT_HELP),
     data: str = typer.Option(
         "sentences", "--data", "-d", help="builtin (sentences) or a .txt/.jsonl file"
     ),
@@ -39,6 +40,7 @@ def inspect(
         False, "--trust-remote-code", help="run the model's own Python code"
     ),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all)"),
+    imports: list[str] = typer.Option([], "--import", help="module that registers an instrument"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one instrument on every layer of a model; write a run directory and a report."""
@@ -95,8 +97,9 @@ def _precheck(cfg) -> None:
     from fmlab.models.hf import check_directory, check_tiny, resolve
 
     data = load_texts(cfg.data)
-    if cfg.instrument == "probe":
-        data.label_ids(cfg.label)
+    check = INSTRUMENTS.get(cfg.instrument).check
+    if check is not None:
+        check(cfg, data)
     for name in filter(None, (cfg.model, cfg.compare)):
         if name.startswith("tiny-"):
             check_tiny(name.removeprefix("tiny-"))

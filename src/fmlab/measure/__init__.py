@@ -1,24 +1,15 @@
-"""Validated instruments: pure functions from activations, weights or predictions to
-numbers or small frozen results.
+"""Pure math of the instruments: functions from activations, weights or predictions to
+numbers or small frozen results (tensors in, numbers out; no model, no hooks, no files).
 
-Every instrument accepts torch tensors or numpy arrays and computes in float64 numpy.
-``INSTRUMENTS`` names the main entry point of each module (``fmlab list`` shows them):
-
-==============  =======================================  ==========================
-name            function                                 module
-==============  =======================================  ==========================
-``cka``         :func:`linear_cka`                       :mod:`fmlab.measure.cka`
-``probe``       :func:`linear_probe`                     :mod:`fmlab.measure.probes`
-``calibration`` :func:`calibration_report`               :mod:`fmlab.measure.calibration`
-``spectra``     :func:`spectral_summary`                 :mod:`fmlab.measure.spectra`
-==============  =======================================  ==========================
-
-:mod:`fmlab.measure.fourier` (the Fourier progress measure of a modular-arithmetic
-embedding, Nanda et al. 2023) is exported too; it is specific to tasks over Z_p, so it is
-not one of the general instruments.
+Every function accepts torch tensors or numpy arrays and computes in float64 numpy:
+CKA (:mod:`~fmlab.measure.cka`), linear probes with control tasks
+(:mod:`~fmlab.measure.probes`), calibration (:mod:`~fmlab.measure.calibration`),
+spectra (:mod:`~fmlab.measure.spectra`) and the Fourier progress measure of a
+modular-arithmetic embedding (:mod:`~fmlab.measure.fourier`, Nanda et al. 2023). Applying
+one of them across a model's layers, with its figure, is an *instrument*
+(:mod:`fmlab.instruments`).
 """
 
-from fmlab.measure._registry import INSTRUMENTS
 from fmlab.measure.calibration import (
     CalibrationReport,
     ReliabilityDiagram,
@@ -55,7 +46,6 @@ from fmlab.measure.spectra import (
 )
 
 __all__ = [
-    "INSTRUMENTS",
     "CalibrationReport",
     "FourierSpectrum",
     "MinibatchCKA",

@@ -27,7 +27,6 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 from fmlab.measure._arrays import ArrayLike, as_float64, as_labels, readonly
-from fmlab.measure._registry import INSTRUMENTS
 
 STRATEGIES = ("uniform", "quantile")
 
@@ -175,7 +174,6 @@ def nll(probs: ArrayLike, labels: ArrayLike) -> float:
     return float(-np.mean(np.log(np.maximum(P[np.arange(len(y)), y], 1e-300))))
 
 
-@INSTRUMENTS.register("calibration")
 def calibration_report(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> CalibrationReport:
     """ECE (equal-width and equal-mass), MCE, Brier, NLL and accuracy in one call."""
     P, y = _probs_labels(probs, labels)

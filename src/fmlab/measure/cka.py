@@ -35,7 +35,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fmlab.measure._arrays import ArrayLike, as_float64
-from fmlab.measure._registry import INSTRUMENTS
 
 KINDS = ("linear", "rbf", "debiased")
 
@@ -154,7 +153,6 @@ def _cka_pair(X: ArrayLike, Y: ArrayLike, kind: str, sigma_frac: float = 0.8) ->
 
 
 # --------------------------------------------------------------- full-batch CKA
-@INSTRUMENTS.register("cka")
 def linear_cka(X: ArrayLike, Y: ArrayLike) -> float:
     """Linear CKA (Kornblith et al. 2019, eq. 5) between X (n, d1) and Y (n, d2).
 

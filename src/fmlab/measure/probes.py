@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from fmlab.measure._arrays import ArrayLike, as_float64, as_labels
-from fmlab.measure._registry import INSTRUMENTS
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,6 @@ def _split(n: int, test_size: float, rng: np.random.Generator) -> tuple[np.ndarr
     return perm[n_test:], perm[:n_test]
 
 
-@INSTRUMENTS.register("probe")
 def linear_probe(
     features: ArrayLike,
     labels: ArrayLike,

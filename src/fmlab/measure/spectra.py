@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmlab.measure._arrays import ArrayLike, as_float64
-from fmlab.measure._registry import INSTRUMENTS
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,6 @@ def stable_rank(M: ArrayLike, *, center: bool = False) -> float:
     return _stable_rank(singular_values(M, center=center))
 
 
-@INSTRUMENTS.register("spectra")
 def spectral_summary(M: ArrayLike, *, center: bool = False) -> SpectralSummary:
     """All spectral summaries of M (n, d) from a single SVD."""
     A = as_float64(M, "M", ndim=2)

@@ -1,10 +1,7 @@
-"""Models: fmlab's own readable transformer and its pluggable sequence mixers."""
+"""Models: fmlab's own readable transformer, its pluggable sequence mixers, and loading
+real Hugging Face checkpoints (:mod:`fmlab.models.hf`)."""
 
 from fmlab.models.gpt import GPT, GPTConfig
 from fmlab.models.mixers import MIXERS
-from fmlab.registry import Registry
 
-MODELS: Registry[type] = Registry("model")
-MODELS.add("gpt", GPT)
-
-__all__ = ["GPT", "MIXERS", "MODELS", "GPTConfig"]
+__all__ = ["GPT", "MIXERS", "GPTConfig"]

@@ -23,7 +23,30 @@ from torch import Tensor, nn
 
 from fmlab.models.gpt import GPT, GPTConfig
 from fmlab.models.layers import HookPoint, Linear
-from fmlab.tasks.icl import interleave, x_positions
+
+
+def interleave(xs: torch.Tensor, ys: torch.Tensor, *, mark_y: bool = False) -> torch.Tensor:
+    """Tokens ``x_1, y_1, …, x_k, y_k``: ``xs (B, k, d)``, ``ys (B, k)`` → ``(B, 2k, d+1)``.
+
+    As Garg's ``TransformerModel._combine``: an x token is ``[x, 0]`` and a y token is
+    ``[y, 0, …, 0]`` (``y`` in the first coordinate), so a causal model's output at the
+    position of ``x_i`` is its prediction of ``y_i`` from the examples before it (read
+    it with :func:`x_positions`). Garg's tokens have width ``d``; the extra last
+    coordinate is 0 by default (the same information) or, with ``mark_y``, 1 on y
+    tokens as an explicit type flag.
+    """
+    batch, k, d = xs.shape
+    x_tok = torch.cat([xs, xs.new_zeros(batch, k, 1)], dim=2)  # (B, k, d+1)
+    y_tok = xs.new_zeros(batch, k, d + 1)  # (B, k, d+1)
+    y_tok[:, :, 0] = ys
+    if mark_y:
+        y_tok[:, :, d] = 1.0
+    return torch.stack([x_tok, y_tok], dim=2).reshape(batch, 2 * k, d + 1)
+
+
+def x_positions(outputs: torch.Tensor) -> torch.Tensor:
+    """Outputs at the x tokens, ``(B, 2k, …)`` → ``(B, k, …)``: the predictions of ``y_i``."""
+    return outputs[:, 0::2]
 
 
 class ReadoutGPT(nn.Module):

@@ -26,7 +26,6 @@ All randomness comes from an explicit ``torch.Generator``; tensors are float32.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +33,6 @@ import torch
 from pydantic import Field, model_validator
 
 from fmlab.config import Config
-from fmlab.tasks import TASKS
 
 FunctionClass = Literal["linear", "sparse_linear", "decision_tree", "relu_net"]
 FUNCTION_CLASSES: tuple[str, ...] = ("linear", "sparse_linear", "decision_tree", "relu_net")
@@ -220,32 +218,3 @@ def eval_prompts(cfg: ICLTaskConfig, n_prompts: int, seed: int) -> ICLBatch:
     """
     generator = torch.Generator().manual_seed(seed)
     return sample_batch(cfg, n_prompts, generator, step=None)
-
-
-def interleave(xs: torch.Tensor, ys: torch.Tensor, *, mark_y: bool = False) -> torch.Tensor:
-    """Tokens ``x_1, y_1, …, x_k, y_k``: ``xs (B, k, d)``, ``ys (B, k)`` → ``(B, 2k, d+1)``.
-
-    As Garg's ``TransformerModel._combine``: an x token is ``[x, 0]`` and a y token is
-    ``[y, 0, …, 0]`` (``y`` in the first coordinate), so a causal model's output at the
-    position of ``x_i`` is its prediction of ``y_i`` from the examples before it (read
-    it with :func:`x_positions`). Garg's tokens have width ``d``; the extra last
-    coordinate is 0 by default (the same information) or, with ``mark_y``, 1 on y
-    tokens as an explicit type flag.
-    """
-    batch, k, d = xs.shape
-    x_tok = torch.cat([xs, xs.new_zeros(batch, k, 1)], dim=2)  # (B, k, d+1)
-    y_tok = xs.new_zeros(batch, k, d + 1)  # (B, k, d+1)
-    y_tok[:, :, 0] = ys
-    if mark_y:
-        y_tok[:, :, d] = 1.0
-    return torch.stack([x_tok, y_tok], dim=2).reshape(batch, 2 * k, d + 1)
-
-
-def x_positions(outputs: torch.Tensor) -> torch.Tensor:
-    """Outputs at the x tokens, ``(B, 2k, …)`` → ``(B, k, …)``: the predictions of ``y_i``."""
-    return outputs[:, 0::2]
-
-
-# The module itself is the task object: it exposes ICLTaskConfig, sample_batch,
-# eval_prompts and interleave, and re-importing it registers the same object again.
-TASKS.add("icl", sys.modules[__name__])

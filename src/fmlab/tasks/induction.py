@@ -36,7 +36,6 @@ Loss positions: a model reading tokens ``0..T-2`` predicts tokens ``1..T-1``; po
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,7 +44,6 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from fmlab.config import Config
-from fmlab.tasks import TASKS
 
 
 class InductionConfig(Config):
@@ -180,7 +178,3 @@ def icl_score(losses: Tensor, *, early_end: int, late_start: int, early_start: i
         )
     early = losses[..., early_start:early_end].mean(-1)
     return losses[..., late_start:].mean(-1) - early
-
-
-# The module itself is the task object (as fmlab.tasks.icl).
-TASKS.add("induction", sys.modules[__name__])

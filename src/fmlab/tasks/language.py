@@ -45,7 +45,6 @@ from torch import Tensor
 
 from fmlab.config import Config
 from fmlab.errors import UserInputError
-from fmlab.tasks import TASKS
 
 MAX_STATES = 2**20  # vocab_size ** order: the (S, V) transition table must fit in memory
 
@@ -282,6 +281,3 @@ def make_language(cfg: LanguageConfig | None = None) -> MarkovLanguage:
     table = transition_table(cfg)
     pi = stationary_distribution(table, cfg.order)
     return MarkovLanguage(cfg, table, pi, entropy(table))
-
-
-TASKS.add("language", make_language)

@@ -20,7 +20,6 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from fmlab.config import Config
-from fmlab.tasks import TASKS
 
 Operation = Literal["add", "sub", "mul", "div", "cond", "x2_xy_y2", "x3_xy"]
 NEEDS_NONZERO_B = {"div", "cond"}
@@ -108,6 +107,3 @@ def make_data(cfg: ModularConfig) -> ModularData:
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed))
     tr, te = order[:n_train], order[n_train:]
     return ModularData(x[tr], y[tr], x[te], y[te], cfg.p, cfg.op)
-
-
-TASKS.add("modular", make_data)

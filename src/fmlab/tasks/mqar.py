@@ -29,7 +29,6 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from fmlab.config import Config
-from fmlab.tasks import TASKS
 
 IGNORE = -100  # label of positions that are not queries (torch's cross-entropy default)
 _BLOCK = 4096  # examples generated at once: bounds the (examples × vocab) sampling table
@@ -122,6 +121,3 @@ def query_accuracy(logits: Tensor, labels: Tensor) -> float:
     if not mask.any():
         raise ValueError("no query positions in labels")
     return (logits.argmax(-1)[mask] == labels[mask]).double().mean().item()
-
-
-TASKS.add("mqar", make_data)

@@ -9,8 +9,7 @@ from fmlab.hooks import hooked
 from fmlab.models import GPT, GPTConfig
 from fmlab.models.gpt import Block
 from fmlab.models.mixers.attention import Attention
-from fmlab.models.readout import ReadoutGPT
-from fmlab.tasks.icl import interleave
+from fmlab.models.readout import ReadoutGPT, interleave, x_positions
 
 CFG = GPTConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32, act="gelu")
 
@@ -102,3 +101,17 @@ def test_bad_shapes_are_refused_with_the_expected_ones():
         model(xs[..., :2], ys)
     with pytest.raises(ValueError, match="n_points=6"):
         model(torch.randn(1, 7, 3), torch.randn(1, 7))
+
+
+def test_interleave_follows_garg_combine():
+    xs = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    ys = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
+    z = interleave(xs, ys)
+    assert z.shape == (2, 6, 5)
+    torch.testing.assert_close(z[:, 0::2, :4], xs)
+    assert (z[:, 0::2, 4] == 0).all()
+    torch.testing.assert_close(z[:, 1::2, 0], ys)
+    assert (z[:, 1::2, 1:] == 0).all()
+    torch.testing.assert_close(x_positions(z)[..., :4], xs)
+    flagged = interleave(xs, ys, mark_y=True)
+    assert (flagged[:, 1::2, 4] == 1).all() and (flagged[:, 0::2, 4] == 0).all()

@@ -8,14 +8,12 @@ import pytest
 import torch
 
 from fmlab.config import ConfigError
-from fmlab.tasks import TASKS, icl
+from fmlab.tasks import icl
 from fmlab.tasks.icl import (
     ICLTaskConfig,
     curriculum_state,
     eval_prompts,
-    interleave,
     sample_batch,
-    x_positions,
 )
 
 CLASSES = ["linear", "sparse_linear", "decision_tree", "relu_net"]
@@ -26,12 +24,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: 1 thread is fas
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def test_registered_in_tasks():
-    task = TASKS.get("icl")
-    assert task.ICLTaskConfig is ICLTaskConfig
-    assert task.sample_batch is sample_batch
 
 
 @pytest.mark.parametrize("fc", CLASSES)
@@ -144,17 +136,3 @@ def test_noise_is_added_after_the_same_function():
     a, b = eval_prompts(clean, 2000, 3), eval_prompts(noisy, 2000, 3)
     assert torch.equal(a.xs, b.xs)
     assert abs((b.ys - a.ys).std().item() - 0.5) < 0.02
-
-
-def test_interleave_follows_garg_combine():
-    xs = torch.randn(2, 3, 4, generator=gen(0))
-    ys = torch.randn(2, 3, generator=gen(1))
-    z = interleave(xs, ys)
-    assert z.shape == (2, 6, 5)
-    torch.testing.assert_close(z[:, 0::2, :4], xs)
-    assert (z[:, 0::2, 4] == 0).all()
-    torch.testing.assert_close(z[:, 1::2, 0], ys)
-    assert (z[:, 1::2, 1:] == 0).all()
-    torch.testing.assert_close(x_positions(z)[..., :4], xs)
-    flagged = interleave(xs, ys, mark_y=True)
-    assert (flagged[:, 1::2, 4] == 1).all() and (flagged[:, 0::2, 4] == 0).all()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmlab.config import ConfigError
-from fmlab.tasks import TASKS, induction
+from fmlab.tasks import induction
 from fmlab.tasks.induction import (
     InductionConfig,
     eval_batch,
@@ -19,10 +19,6 @@ from fmlab.tasks.induction import (
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def test_registered_in_tasks():
-    assert TASKS.get("induction") is induction
 
 
 def test_sampling_is_seeded_and_deterministic():

@@ -8,7 +8,6 @@ import torch
 
 from fmlab.config import ConfigError
 from fmlab.errors import UserInputError
-from fmlab.tasks import TASKS
 from fmlab.tasks.language import (
     LanguageConfig,
     entropy,
@@ -178,6 +177,6 @@ def test_transient_states_get_zero_probability():
     np.testing.assert_allclose(stationary_distribution(table, order=1), [0.0, 1.0], atol=1e-12)
 
 
-def test_registered_as_a_task():
-    lang = TASKS.get("language")(LanguageConfig(vocab_size=4))
+def test_a_tiny_language_has_an_entropy_rate_below_log_v():
+    lang = make_language(LanguageConfig(vocab_size=4))
     assert lang.vocab_size == 4 and 0 < lang.entropy_rate < math.log(4)

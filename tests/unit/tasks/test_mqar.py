@@ -9,17 +9,12 @@ import torch
 from scipy import stats
 
 from fmlab.config import ConfigError
-from fmlab.tasks import TASKS
 from fmlab.tasks.mqar import IGNORE, MQARConfig, generate, make_data, query_accuracy
 
 
 def small(**kw) -> MQARConfig:
     base = dict(vocab_size=32, seq_len=24, n_pairs=3, n_train=200, n_test=50)
     return MQARConfig(**{**base, **kw})
-
-
-def test_registered_as_a_task():
-    assert TASKS.get("mqar") is make_data
 
 
 def test_layout_keys_values_queries_and_labels():
