@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -51,3 +52,11 @@ class Progress:
             yield advance_to
         finally:
             self._bars.update(task_id, completed=self._bars.tasks[task_id].total)
+
+    def track(self, items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
+        """Iterate ``items``, advancing a bar to each item's step (the first element of a
+        tuple item, as the training loop yields) or by one: a run's tracker."""
+        with self.task(label, total) as bar:
+            for item in items:
+                bar(item[0] if isinstance(item, tuple) else None)
+                yield item

@@ -142,7 +142,7 @@ def begin(study: Study, cfg: Config, out: Path, progress: Any = None) -> Run:
     run = Run.start(
         Path(out), study.name, config_hash(study.name, cfg), cfg.model_dump(mode="json")
     )
-    run.progress = progress
+    run.tracker = progress.track if progress is not None else None
     return run
 
 

@@ -17,16 +17,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from fmlab.config import flatten
 
 SUMMARY, CONFIG, METRICS, ARTIFACTS = "summary.json", "config.json", "metrics.parquet", "artifacts"
+LEASE_PREFIX = ".lease-"  # .lease-<generation>: who runs this directory now (fmlab.lease)
 STATUSES = ("completed", "diverged", "failed")
 
 
@@ -85,6 +85,18 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+Tracker = Callable[[Iterable[Any], int, str], Iterator[Any]]
+
+
+class RunLog(Protocol):
+    """Where a study records its curves: a :class:`Run`, or a
+    :class:`~fmlab.train.pool.CurveLog` standing in for one inside a worker process."""
+
+    def log(self, step: int, metrics: Mapping[str, float], **tags: Any) -> None: ...
+
+    def track(self, items: Iterable[Any], total: int, label: str = "") -> Iterator[Any]: ...
+
+
 class Run:
     """A run directory being written. Create it with :meth:`Run.start`."""
 
@@ -92,7 +104,7 @@ class Run:
         self.path, self.study, self.run_id = Path(path), study, run_id
         self.config = dict(config)
         self._rows: list[dict[str, Any]] = []
-        self.progress = None  # a fmlab.progress.Progress while a console is attached
+        self.tracker: Tracker | None = None  # shows progress (fmlab.progress), if attached
 
     @classmethod
     def start(cls, root: Path, study: str, run_id: str, config: Mapping[str, Any]) -> Run:
@@ -106,7 +118,7 @@ class Run:
             raise FileExistsError(f"{path} has finished; remove {SUMMARY} to rerun it")
         if path.exists():  # leftovers of a killed attempt: start clean
             for child in path.iterdir():
-                if child.name.startswith(".lease"):
+                if child.name.startswith(LEASE_PREFIX):
                     continue
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         (path / ARTIFACTS).mkdir(parents=True, exist_ok=True)
@@ -124,14 +136,11 @@ class Run:
             self._rows.append({"step": int(step), "name": name, "value": float(value), **tags})
 
     def track(self, items: Iterable[Any], total: int, label: str = "") -> Iterator[Any]:
-        """Iterate ``items`` (e.g. the training generator), advancing a progress bar by
-        each item's step when a console is attached; a plain pass-through otherwise."""
-        ctx = self.progress.task(label or self.study, total) if self.progress else nullcontext()
-        with ctx as bar:
-            for item in items:
-                if bar is not None:
-                    bar(item[0] if isinstance(item, tuple) else None)
-                yield item
+        """Iterate ``items`` (e.g. the training generator) through the attached tracker,
+        which shows progress by each item's step; a plain pass-through without one."""
+        if self.tracker is None:
+            return iter(items)
+        return self.tracker(items, total, label or self.study)
 
     def metrics_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._rows)

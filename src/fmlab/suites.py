@@ -7,9 +7,7 @@ on a 2-core CPU, every item still showing its phenomenon for real.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +55,7 @@ def suite_items(name: str) -> list[SuiteItem]:
     return SUITES.get(name)()
 
 
-def run_item(item: SuiteItem, out: Path, *, force: bool = False, progress: Any = None) -> RunResult:
+def run_item(item: SuiteItem, out: Path, force: bool = False, progress: Any = None) -> RunResult:
     """Run one suite item into ``out`` and write its report."""
     from fmlab.catalog import get_study
     from fmlab.report import write_run_report
@@ -70,27 +68,21 @@ def run_item(item: SuiteItem, out: Path, *, force: bool = False, progress: Any =
     return result
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def run_parallel(
     items: list[SuiteItem], out: Path, *, jobs: int, threads: int, force: bool = False
 ) -> Iterator[tuple[int, RunResult]]:
-    """Run the items in ``jobs`` spawned processes of ``threads`` torch threads each,
-    yielding ``(index, result)`` as each finishes. Every run writes only its own run directory
-    (summary last), so a crash or Ctrl-C loses no finished run."""
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=mp.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(threads,),
-    )
-    try:
-        futures = {pool.submit(run_item, item, out, force=force): i for i, item in enumerate(items)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Run the items in ``jobs`` worker processes (:class:`fmlab.parallel.ProcessPool`) of
+    ``threads`` torch threads each, yielding ``(index, result)`` as each finishes. Every
+    run writes only its own run directory (summary last), so a crash or Ctrl-C loses no
+    finished run."""
+    from fmlab.parallel import Done, Failed, ProcessPool
+
+    with ProcessPool(jobs, threads) as pool:
+        for outcome in pool.run(run_item, [(item, out, force) for item in items]):
+            if isinstance(outcome, Done):
+                yield outcome.index, outcome.value
+            elif isinstance(outcome, Failed) and outcome.error is not None:
+                raise outcome.error
+            else:
+                what = outcome.traceback if isinstance(outcome, Failed) else outcome.message
+                raise RuntimeError(f"{items[outcome.index].study}: {what}")

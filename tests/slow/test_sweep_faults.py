@@ -18,9 +18,10 @@ import torch
 from typer.testing import CliRunner
 
 from fmlab.cli import app
+from fmlab.lease import current_lease
 from fmlab.stats import format_mean_ci
 from fmlab.store import load_runs, read_metrics, read_summary
-from fmlab.sweep.ledger import current_lease, fingerprint
+from fmlab.sweep.ledger import fingerprint
 from fmlab.sweep.record import read_record
 
 PLUGINS = Path(__file__).parents[1] / "unit" / "sweep" / "plugins"

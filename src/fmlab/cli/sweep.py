@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fmlab.cli.app import app, emit_json, err, fail, friendly, out, show_progress
+from fmlab.cli.executor_flags import chosen_options, with_executor_flags
 from fmlab.errors import UserInputError
+from fmlab.sweep.executors import EXECUTORS
 
 OUT = typer.Option(Path("runs"), "--out", "-o", help="runs root; sweeps live in OUT/sweeps/NAME")
 
@@ -47,23 +49,9 @@ def _spec_from_options(study: str | None, resume: str | None, out_dir: Path, o: 
     return spec, None
 
 
-def _executor_options(executor: str, *, address: str | None, extra: list[str], **slurm) -> dict:
-    """Options of the chosen executor only (``--address`` for Ray, ``--slurm-*``)."""
-    if executor == "ray":
-        return {"address": address}
-    if executor != "slurm":
-        return {}
-    pairs = {}
-    for item in extra:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserInputError(f"--slurm-opt {item!r} is not key=value (e.g. account=abc)")
-        pairs[key.strip()] = value.strip()
-    return {**slurm, "extra": pairs}
-
-
 @app.command()
 @friendly
+@with_executor_flags
 def sweep(
     study: str | None = typer.Argument(None, help="study name (see `fmlab list`)"),
     preset: str = typer.Option("quick", "--preset", "-p", help="smoke | quick | paper"),
@@ -81,22 +69,13 @@ def sweep(
     out_dir: Path = OUT,
     resume: str | None = typer.Option(None, "--resume", help="resume a sweep (name or dir)"),
     executor: str | None = typer.Option(
-        None, "--executor", "-e", help="serial | local | ray | slurm (default: local if -j>1)"
+        None,
+        "--executor",
+        "-e",
+        help=f"{' | '.join(EXECUTORS.names())} (default: local if -j>1, else serial)",
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", help="parallel workers / SLURM array width"),
     threads: int | None = typer.Option(None, "--threads", help="torch threads per worker"),
-    address: str | None = typer.Option(None, "--address", help="Ray: auto | HOST:PORT"),
-    ray_return: bool = typer.Option(
-        False, "--ray-return", help="Ray: workers return run files (no shared filesystem)"
-    ),
-    slurm_partition: str | None = typer.Option(None, "--slurm-partition"),
-    slurm_time: int = typer.Option(60, "--slurm-time", help="minutes per job"),
-    slurm_mem: float | None = typer.Option(None, "--slurm-mem", help="GB per job"),
-    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per job"),
-    slurm_cluster: str = typer.Option(
-        "slurm", "--slurm-cluster", help="slurm | local | debug (submitit's test clusters)"
-    ),
-    slurm_opt: list[str] = typer.Option([], "--slurm-opt", help="extra sbatch key=value"),
     ensemble: str = typer.Option("auto", "--ensemble", help="auto | off: batch ensemble groups"),
     ensemble_size: int | None = typer.Option(None, "--ensemble-size", help="max group size"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun failed runs"),
@@ -104,8 +83,12 @@ def sweep(
     lease_ttl: float = typer.Option(60.0, "--lease-ttl", help="seconds before a claim expires"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and list the runs only"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    executor_flags: dict | None = None,
 ) -> None:
-    """Run a study over a grid/zip/random set of configs and seeds; rerun to resume."""
+    """Run a study over a grid/zip/random set of configs and seeds; rerun to resume.
+
+    Each executor's own options are flags --<executor>-<option> (listed below by executor).
+    """
     from fmlab.sweep.driver import SweepInterrupted, run_sweep
 
     axes = {
@@ -123,8 +106,7 @@ def sweep(
     if ensemble not in ("auto", "off"):  # checked here too: before a dry run
         raise UserInputError(f"--ensemble {ensemble!r}: choose auto or off")
     executor = executor or ("local" if jobs > 1 else "serial")
-    if ray_return and executor != "ray":
-        raise UserInputError("--ray-return applies to --executor ray only")
+    executor_options = chosen_options(executor, executor_flags or {})
     if dry_run:
         return _dry_run(spec, as_json)
     bar = _SweepBar(enabled=show_progress(as_json))
@@ -143,17 +125,7 @@ def sweep(
                 ensemble=ensemble,  # type: ignore[arg-type]
                 ensemble_size=ensemble_size,
                 lease_ttl=lease_ttl,
-                return_files=ray_return,
-                executor_options=_executor_options(
-                    executor,
-                    address=address,
-                    cluster=slurm_cluster,
-                    partition=slurm_partition,
-                    time_min=slurm_time,
-                    mem_gb=slurm_mem,
-                    gpus=slurm_gpus,
-                    extra=slurm_opt,
-                ),
+                executor_options=executor_options,
                 on_start=bar.start,
                 on_outcome=bar.advance,
             )

@@ -24,15 +24,9 @@ from typing import Any, Literal
 
 from fmlab.config import canonical_json, flatten
 from fmlab.errors import UserInputError
-from fmlab.sweep.executors import Executor, make_executor, plan_threads
-from fmlab.sweep.ledger import (
-    DONE_STATES,
-    LeaseKeeper,
-    RunState,
-    fingerprint,
-    run_state,
-    try_acquire,
-)
+from fmlab.lease import LeaseKeeper, try_acquire
+from fmlab.sweep.executors import Executor, make_executor
+from fmlab.sweep.ledger import DONE_STATES, RunState, fingerprint, run_state
 from fmlab.sweep.record import open_sweep, sweep_dir
 from fmlab.sweep.spec import SweepPlan, SweepPoint, SweepSpec, plan
 from fmlab.sweep.worker import RunOutcome, RunSpec, Task, TaskOutcome, install
@@ -188,7 +182,8 @@ def run_sweep(
 
     The sweep directory is ``directory`` or ``out/sweeps/<name>`` (default name
     ``<study>-<preset>``); runs are stored in it as ``<study>/<run_id>/``. ``executor``
-    is ``serial | local | ray | slurm`` or an :class:`Executor`. ``on_start(total,
+    is a registered executor's name (``serial | local | ray | slurm`` …, with its options
+    in ``executor_options``) or an :class:`Executor`. ``on_start(total,
     done)`` and ``on_outcome(run_outcome)`` drive a progress display.
     """
     if ensemble not in ("auto", "off"):
@@ -197,13 +192,11 @@ def run_sweep(
         raise UserInputError(f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
     p = plan(spec)  # every point is validated before anything is created or started
     where = Path(directory) if directory else sweep_dir(out, name or f"{spec.study}-{spec.preset}")
-    if (executor if isinstance(executor, str) else executor.name) in ("serial", "local"):
-        threads = plan_threads(jobs, threads)
     if isinstance(executor, str):
-        options = dict(executor_options or {})
-        if executor == "slurm":
-            options.setdefault("folder", where / ".submitit")
-        executor = make_executor(executor, jobs=jobs, threads=threads, **options)
+        executor = make_executor(
+            executor, jobs=jobs, threads=threads, directory=where, **(executor_options or {})
+        )
+    return_files = return_files or getattr(executor, "returns_files", False)
     try:
         record = open_sweep(p, where, allow_changed=allow_changed)
     except BaseException:
@@ -212,7 +205,7 @@ def run_sweep(
     settings = TaskSettings(
         root=str(where.resolve()),
         sweep_id=record["sweep_id"],
-        threads=threads,
+        threads=getattr(executor, "task_threads", threads),
         lease_ttl=lease_ttl,
         return_files=return_files,
         ensemble=ensemble,

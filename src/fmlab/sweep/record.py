@@ -18,8 +18,8 @@ from typing import Any
 
 from fmlab.config import flatten
 from fmlab.errors import UserInputError
+from fmlab.lease import create_exclusive
 from fmlab.store import atomic_write_json, json_safe
-from fmlab.sweep.ledger import create_exclusive
 from fmlab.sweep.spec import SweepPlan
 from fmlab.sweep.worker import SWEEP_FILE
 from fmlab.version import __version__

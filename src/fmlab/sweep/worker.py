@@ -18,19 +18,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from fmlab.config import config_hash, validate
 from fmlab.errors import UserInputError
-from fmlab.store import SUMMARY, atomic_write_bytes
-from fmlab.sweep.ledger import LeaseKeeper, fingerprint, try_acquire
+from fmlab.lease import LeaseKeeper, try_acquire
+from fmlab.parallel import stoppable
+from fmlab.store import LEASE_PREFIX, SUMMARY, atomic_write_bytes
+from fmlab.sweep.ledger import fingerprint
 
 SWEEP_FILE = "sweep.json"
 
@@ -191,7 +189,7 @@ def collect(run_dir: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(run_dir)): p.read_bytes()
         for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and not p.name.startswith(".lease")
+        if p.is_file() and not p.name.startswith(LEASE_PREFIX)
     }
 
 
@@ -201,7 +199,7 @@ def install(run_dir: Path, files: dict[str, bytes]) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists():
         for child in run_dir.iterdir():
-            if not child.name.startswith(".lease"):
+            if not child.name.startswith(LEASE_PREFIX):
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
     for rel, data in sorted(files.items()):
@@ -212,39 +210,6 @@ def install(run_dir: Path, files: dict[str, bytes]) -> None:
             atomic_write_bytes(target, data)
     if SUMMARY in files:
         atomic_write_bytes(run_dir / SUMMARY, files[SUMMARY])
-
-
-# ---- process-level setup for workers the driver may have to stop -------------------------
-
-
-def _raise_exit(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-@contextmanager
-def stoppable() -> Iterator[None]:
-    """Make SIGTERM (what a pool, ``scancel`` or a dying driver sends) raise SystemExit in
-    the main thread, so that ``finally`` blocks release the leases before exiting."""
-    if threading.current_thread() is not threading.main_thread():  # only main may set it
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def die_with_parent() -> None:
-    """Linux: get SIGTERM when the driver dies (even by SIGKILL), so no orphan keeps
-    running; elsewhere a no-op (an orphan finishes its run, which is still recorded)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def run_task_stoppable(task: Task) -> TaskOutcome:

@@ -15,11 +15,9 @@ replays it with :meth:`CurveLog.replay_into` in the jobs' order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from typing import Any, TypeVar
 
-from fmlab.store import Run
+from fmlab.store import Run, RunLog
 
 T = TypeVar("T")
 
@@ -29,7 +27,6 @@ def _worker_init() -> None:
 
     from fmlab.train.memory import keep_freed_memory
 
-    torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # as fmlab.runner.numerics() does in the parent
     keep_freed_memory()
 
@@ -38,41 +35,50 @@ def pool_map(
     fn: Callable[..., T],
     jobs: Sequence[tuple[Any, ...]],
     workers: int,
-    run: Run | None = None,
+    run: RunLog | None = None,
     label: str = "models",
     cost: Callable[[tuple[Any, ...]], float] | None = None,
 ) -> list[T]:
-    """``[fn(*job) for job in jobs]``, in ``workers`` spawned processes when ``workers > 1``.
+    """``[fn(*job) for job in jobs]``, in ``workers`` processes of one torch thread each
+    (:class:`fmlab.parallel.ProcessPool`) when ``workers > 1``.
 
     Results come back in the order of ``jobs``. ``cost`` (higher = longer) starts the
     longest jobs first, which keeps the workers evenly loaded to the end; ``run`` shows one
     progress bar counting finished jobs. ``fn`` and the jobs must be picklable (a
-    module-level function and plain values or configs).
+    module-level function and plain values or configs). A job that raises raises here.
     """
+    from fmlab.parallel import Crashed, Done, ProcessPool
+
     order = sorted(range(len(jobs)), key=lambda i: -cost(jobs[i])) if cost else range(len(jobs))
+    order = list(order)
     results: dict[int, T] = {}
     if workers <= 1 or len(jobs) <= 1:
         for i in _tracked(order, len(jobs), run, label):
             results[i] = fn(*jobs[i])
-    else:
-        # spawn, not fork: a fork after torch's thread pools started can deadlock
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(
-            min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init
-        ) as pool:
-            futures = {pool.submit(fn, *jobs[i]): i for i in order}
-            for future in _tracked(as_completed(futures), len(jobs), run, label):
-                results[futures[future]] = future.result()
+        return [results[i] for i in range(len(jobs))]
+    with ProcessPool(min(workers, len(jobs)), threads=1, init=_worker_init) as pool:
+        outcomes = pool.run(fn, [jobs[i] for i in order])
+        for outcome in _tracked(outcomes, len(jobs), run, label):
+            job = order[outcome.index]
+            if isinstance(outcome, Done):
+                results[job] = outcome.value
+            elif isinstance(outcome, Crashed):
+                raise RuntimeError(f"job {job} of {label}: {outcome.message}")
+            elif outcome.error is not None:
+                outcome.error.add_note(f"in a worker process:\n{outcome.traceback}")
+                raise outcome.error
+            else:
+                raise RuntimeError(f"job {job} of {label} failed:\n{outcome.traceback}")
     return [results[i] for i in range(len(jobs))]
 
 
-def _tracked(items: Iterable[Any], total: int, run: Run | None, label: str) -> Iterator[Any]:
+def _tracked(items: Iterable[Any], total: int, run: RunLog | None, label: str) -> Iterator[Any]:
     return iter(items) if run is None else run.track(items, total, label)
 
 
 class CurveLog:
-    """Stands in for a :class:`~fmlab.store.Run` inside a worker: records ``log`` calls
-    (``track`` passes items through) so that the parent can replay them."""
+    """A :class:`~fmlab.store.RunLog` for a worker process: records ``log`` calls
+    (``track`` passes items through) so that the parent can replay them into its run."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, dict[str, float], dict[str, Any]]] = []

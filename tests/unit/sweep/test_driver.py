@@ -10,10 +10,10 @@ import pytest
 import torch
 from scipy import stats as sps
 
+from fmlab.lease import current_lease
 from fmlab.store import read_metrics, read_summary
 from fmlab.sweep import SweepChanged, SweepInterrupted, plan, run_sweep, sweep_spec
 from fmlab.sweep.driver import _record, group_points
-from fmlab.sweep.ledger import current_lease
 from fmlab.sweep.tables import sweep_status, sweep_table
 from fmlab.sweep.worker import RunSpec, Task, run_task
 
@@ -166,7 +166,7 @@ def test_a_worker_that_cannot_see_the_sweep_returns_its_files(toy, tmp_path):
     )
     outcome = run_task(task)  # sweep_id differs: as if on a node without the filesystem
     assert outcome.runs[0].files and "summary.json" in outcome.runs[0].files
-    from fmlab.sweep.ledger import LeaseKeeper
+    from fmlab.lease import LeaseKeeper
 
     with LeaseKeeper() as keeper:
         recorded = _record(outcome, keeper)

@@ -9,14 +9,9 @@ import time
 
 import pytest
 
+from fmlab.lease import LeaseKeeper, current_lease, host_id, try_acquire
 from fmlab.store import SUMMARY, Run, atomic_write_json
-from fmlab.sweep.ledger import (
-    LeaseKeeper,
-    current_lease,
-    host_id,
-    run_state,
-    try_acquire,
-)
+from fmlab.sweep.ledger import run_state
 
 
 def foreign_lease(run_dir, generation=0, *, age=0.0, ttl=60.0, host="elsewhere", pid=1):

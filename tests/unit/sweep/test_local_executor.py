@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from fmlab.errors import UserInputError
+from fmlab.lease import current_lease, pid_alive
 from fmlab.store import read_metrics, read_summary
 from fmlab.sweep import SweepInterrupted, run_sweep, sweep_spec
 from fmlab.sweep.executors import plan_threads
-from fmlab.sweep.ledger import current_lease, pid_alive
 from fmlab.sweep.tables import sweep_status
 
 

@@ -14,8 +14,25 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pydantic import Field
+
+from fmlab.config import Config
 from fmlab.errors import UserInputError
+from fmlab.sweep.executors.base import ExecutorContext, register_executor
 from fmlab.sweep.worker import Task, TaskOutcome, crashed, run_task
+
+
+class RayOptions(Config):
+    address: str | None = Field(
+        None,
+        description="auto | HOST:PORT | ray://… (none: a new local instance)",
+        json_schema_extra={"flags": ["--ray-address", "--address"]},
+    )
+    return_files: bool = Field(
+        False,
+        description="workers return run files (no shared filesystem)",
+        json_schema_extra={"flags": ["--ray-return"]},
+    )
 
 
 class RayExecutor:
@@ -24,7 +41,12 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, threads: int = 1):
+    def __init__(
+        self,
+        address: str | None = None,
+        threads: int | None = None,
+        return_files: bool = False,
+    ):
         try:
             import ray
         except ImportError:
@@ -32,7 +54,9 @@ class RayExecutor:
                 "--executor ray needs Ray: pip install 'fmlab[ray]' (ray[default])"
             ) from None
         self._ray = ray
-        self.threads = threads
+        self.threads = threads or 1  # CPUs Ray reserves per task
+        self.task_threads = threads  # None: leave the worker's torch threads as Ray set them
+        self.returns_files = return_files
         self._started = False
         self._refs: dict[Any, Task] = {}
         if not ray.is_initialized():
@@ -74,3 +98,8 @@ class RayExecutor:
         if self._started:
             ray.shutdown()
             self._started = False
+
+
+@register_executor("ray", RayOptions, help="Ray tasks on a local or remote cluster")
+def create(options: RayOptions, ctx: ExecutorContext) -> RayExecutor:
+    return RayExecutor(options.address, ctx.threads, options.return_files)

@@ -17,14 +17,44 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator
+
+from fmlab.config import Config
 from fmlab.errors import UserInputError
+from fmlab.sweep.executors.base import ExecutorContext, register_executor
 from fmlab.sweep.worker import Task, TaskOutcome, crashed, run_task_stoppable
 
 CLUSTERS = ("slurm", "local", "debug")
 
 
+class SlurmOptions(Config):
+    cluster: str = Field("slurm", description="slurm | local | debug (submitit's test clusters)")
+    partition: str | None = Field(None, description="SLURM partition")
+    time_min: int = Field(
+        60, ge=1, description="minutes per job", json_schema_extra={"flags": ["--slurm-time"]}
+    )
+    mem_gb: float | None = Field(
+        None, gt=0, description="GB per job", json_schema_extra={"flags": ["--slurm-mem"]}
+    )
+    gpus: int = Field(0, ge=0, description="GPUs per job")
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra sbatch key=value (repeatable)",
+        json_schema_extra={"flags": ["--slurm-opt"]},
+    )
+    poll_s: float = Field(1.0, gt=0, description="seconds between job-state polls")
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        if value not in CLUSTERS:
+            raise ValueError(f"choose one of {', '.join(CLUSTERS)}")
+        return value
+
+
 class SlurmExecutor:
     name = "slurm"
+    returns_files = False  # jobs write the sweep directory on the shared filesystem
 
     def __init__(
         self,
@@ -46,9 +76,8 @@ class SlurmExecutor:
             raise UserInputError(
                 "--executor slurm needs submitit: pip install 'fmlab[ray]'"
             ) from None
-        if cluster not in CLUSTERS:
-            raise UserInputError(f"--slurm-cluster {cluster!r}: choose one of {CLUSTERS}")
         self.jobs, self.cluster, self.poll_s = jobs, cluster, poll_s
+        self.task_threads = threads
         self._ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
         params: dict[str, Any] = {
             "name": "fmlab-sweep",
@@ -98,3 +127,19 @@ class SlurmExecutor:
             for job, _ in self._active:
                 job.cancel(check=False)  # scancel: SIGTERM, and run_task releases its leases
         self._active = []
+
+
+@register_executor("slurm", SlurmOptions, help="SLURM job arrays through submitit")
+def create(options: SlurmOptions, ctx: ExecutorContext) -> SlurmExecutor:
+    return SlurmExecutor(
+        folder=ctx.directory / ".submitit",
+        jobs=ctx.jobs,
+        threads=ctx.threads or 1,
+        cluster=options.cluster,
+        partition=options.partition,
+        time_min=options.time_min,
+        mem_gb=options.mem_gb,
+        gpus=options.gpus,
+        extra=options.extra,
+        poll_s=options.poll_s,
+    )
