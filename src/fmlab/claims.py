@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fmlab.stats.seeds import CI_HIGH, CI_LOW
+
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -36,8 +38,8 @@ class Claim:
 
     def evaluate(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         value = _number(metrics.get(self.metric))
-        lo = _number(metrics.get(f"{self.metric}_ci_low"))
-        hi = _number(metrics.get(f"{self.metric}_ci_high"))
+        lo = _number(metrics.get(f"{self.metric}{CI_LOW}"))
+        hi = _number(metrics.get(f"{self.metric}{CI_HIGH}"))
         ci = [lo, hi] if lo is not None and hi is not None else None
         compare = OPS[self.op]
         if self.optional and self.metric not in metrics:

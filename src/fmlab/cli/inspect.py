@@ -12,6 +12,7 @@ from rich.table import Table
 from fmlab.cli.app import app, emit_json, err, friendly, out, show_progress
 from fmlab.config import validate
 from fmlab.instruments import INSTRUMENTS
+from fmlab.stats.seeds import SUFFIXES
 
 INSTRUMENT_HELP = "; ".join(f"{name}: {spec.help}" for name, spec in INSTRUMENTS.items())
 
@@ -84,7 +85,7 @@ def _show(summary: dict, title: str) -> None:
     table.add_column("metric")
     table.add_column("value")
     for key, value in summary["metrics"].items():
-        if not key.endswith(("_ci_low", "_ci_high")):
+        if not key.endswith(SUFFIXES):
             table.add_row(key, "–" if value is None else f"{value:.4g}")
     out.print(table)
     out.print(f"run directory: {summary['path']}\nreport: {summary['report']}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fmlab.report.figures import close, png_bytes, save_figure
+from fmlab.stats.seeds import BY_SEED, CI_HIGH, CI_LOW, SUFFIXES
 from fmlab.store import RunData, atomic_write_bytes
 
 CSS = """
@@ -92,14 +93,13 @@ def claims_table(claims: list[Mapping[str, Any]]) -> str:
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     """One row per quantity: value, its 95 % CI and per-seed values when present."""
-    suffixes = ("_ci_low", "_ci_high", "_by_seed")
     rows = []
     for key, value in metrics.items():
-        if key.endswith(suffixes):
+        if key.endswith(SUFFIXES):
             continue
-        low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+        low, high = metrics.get(f"{key}{CI_LOW}"), metrics.get(f"{key}{CI_HIGH}")
         ci = f"[{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
-        per_seed = metrics.get(f"{key}_by_seed")
+        per_seed = metrics.get(f"{key}{BY_SEED}")
         seeds = fmt(per_seed) if isinstance(per_seed, list) and len(per_seed) > 1 else ""
         rows.append(
             f"<tr><td>{html.escape(key)}</td><td class='num'>{fmt(value)}</td>"

@@ -19,7 +19,23 @@ from scipy import stats as sps
 from fmlab.stats._format import format_number
 from fmlab.stats.bootstrap import CI
 
-__all__ = ["aggregate_seeds", "format_mean_ci", "t_interval"]
+__all__ = [
+    "BY_SEED",
+    "CI_HIGH",
+    "CI_LOW",
+    "SUFFIXES",
+    "aggregate_seeds",
+    "format_mean_ci",
+    "over_seed_rows",
+    "over_seeds",
+    "t_interval",
+]
+
+# A quantity measured over seeds appears in a summary as ``<name>`` (the mean) with
+# ``<name>_ci_low``/``<name>_ci_high`` (its 95 % interval) and ``<name>_by_seed``. Claims,
+# reports and sweep tables read these names; :func:`over_seeds` writes them.
+CI_LOW, CI_HIGH, BY_SEED = "_ci_low", "_ci_high", "_by_seed"
+SUFFIXES = (CI_LOW, CI_HIGH, BY_SEED)
 
 
 def t_interval(values: Any, confidence: float = 0.95) -> CI:
@@ -38,6 +54,44 @@ def t_interval(values: Any, confidence: float = 0.95) -> CI:
         return CI(mean, math.nan, math.nan, confidence, "t", 1)
     half = float(sps.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return CI(mean, mean - half, mean + half, confidence, "t", n)
+
+
+def over_seeds(
+    name: str,
+    values: Sequence[float | None],
+    *,
+    extremes: bool = False,
+    log: bool = False,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """One quantity over seeds, in the summary's names: ``name`` (mean),
+    ``name_ci_low``/``_ci_high`` (the t-interval, with 2+ seeds) and ``name_by_seed``;
+    with ``extremes`` also ``name_min``/``name_max``. ``log`` averages on the log scale (a
+    geometric mean and interval: for ratios, which are skewed where their logarithms are
+    not). A quantity some seed did not reach (None) has no mean, so a claim on it fails as
+    "not reached" rather than being judged on the seeds that did."""
+    values = list(values)
+    out: dict[str, Any] = {f"{name}{BY_SEED}": values}
+    keys = (name, f"{name}_min", f"{name}_max") if extremes else (name,)
+    if not values or any(v is None for v in values):
+        return out | dict.fromkeys(keys)
+    x = [math.log(max(float(v), 1e-12)) if log else float(v) for v in values]
+    ci = t_interval(x, confidence)
+    back = math.exp if log else float
+    out[name] = back(ci.estimate)
+    if extremes:
+        out[f"{name}_min"], out[f"{name}_max"] = min(values), max(values)
+    if ci.n > 1:
+        out[f"{name}{CI_LOW}"], out[f"{name}{CI_HIGH}"] = back(ci.low), back(ci.high)
+    return out
+
+
+def over_seed_rows(per_seed: Sequence[dict[str, Any]], prefix: str = "") -> dict[str, Any]:
+    """:func:`over_seeds` of every key of per-seed result dicts (names get ``prefix``)."""
+    out: dict[str, Any] = {}
+    for key in per_seed[0]:
+        out |= over_seeds(f"{prefix}{key}", [row[key] for row in per_seed])
+    return out
 
 
 def aggregate_seeds(

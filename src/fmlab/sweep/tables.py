@@ -19,12 +19,10 @@ import pandas as pd
 
 from fmlab.config import flatten
 from fmlab.errors import UserInputError
-from fmlab.stats import aggregate_seeds, format_mean_ci
+from fmlab.stats import SUFFIXES, aggregate_seeds, format_mean_ci
 from fmlab.store import read_summary
 from fmlab.sweep.ledger import STATES, RunState, run_state
 from fmlab.sweep.record import read_record
-
-SUFFIXES = ("_ci_low", "_ci_high", "_by_seed")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from fmlab.stats import CI, aggregate_seeds, format_mean_ci, t_interval
+from fmlab.stats import CI, aggregate_seeds, format_mean_ci, over_seeds, t_interval
 
 
 def _runs():
@@ -65,3 +65,26 @@ def test_format_mean_ci_accepts_a_ci_and_digits():
     ci = CI(0.5, 0.4, 0.6, 0.95, "t", 3)
     assert format_mean_ci(ci) == "0.50 ± 0.10"  # a leading 1: two significant digits
     assert format_mean_ci(ci, digits=3) == "0.500 ± 0.100"
+
+
+def test_over_seeds_writes_the_summary_contract():
+    values = [0.5, 0.7, 0.9]
+    out = over_seeds("acc", values, extremes=True)
+    half = sps.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+    assert out["acc"] == pytest.approx(0.7) and out["acc_by_seed"] == values
+    assert out["acc_ci_low"] == pytest.approx(0.7 - half)
+    assert out["acc_ci_high"] == pytest.approx(0.7 + half)
+    assert (out["acc_min"], out["acc_max"]) == (0.5, 0.9)
+    missing = over_seeds("step", [10, None, 30], extremes=True)
+    assert missing == {"step_by_seed": [10, None, 30], "step": None, "step_min": None,
+                       "step_max": None}  # fmt: skip
+    assert set(over_seeds("x", [1.0])) == {"x", "x_by_seed"}  # one seed: no interval
+
+
+def test_over_seeds_on_the_log_scale_is_a_geometric_mean():
+    ratios = [7.4, 3.6, 7.3]
+    out = over_seeds("r", ratios, log=True)
+    assert out["r"] == pytest.approx(sps.gmean(ratios))
+    logs = np.log(ratios)
+    half = sps.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    assert out["r_ci_low"] == pytest.approx(np.exp(logs.mean() - half))

@@ -11,14 +11,12 @@ frequencies. Optionally compares Grokfast-EMA (Lee et al. 2024) on the same seed
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from fmlab.claims import Claim
 from fmlab.config import Config
 from fmlab.models import GPTConfig
-from fmlab.stats import t_interval
+from fmlab.stats import over_seed_rows, over_seeds
 from fmlab.store import Run
 from fmlab.studies.grokking.figures import figures
 from fmlab.studies.grokking.train import Member, train_members
@@ -125,36 +123,19 @@ def summarize(cfg: GrokkingConfig, results: list, variants: list[str]) -> dict[s
         if isinstance(r, Diverged):
             raise r
     base = [r for r, v in zip(results, variants, strict=True) if v == "baseline"]
-    metrics = aggregate(base)
+    metrics = over_seed_rows(base)
     metrics["n_seeds"] = len(base)
     fast = [r for r, v in zip(results, variants, strict=True) if v == "grokfast"]
     if fast:
-        metrics.update(aggregate(fast, prefix="grokfast_"))
+        metrics.update(over_seed_rows(fast, prefix="grokfast_"))
         speedups = [
             b["step_test_acc_95"] / f["step_test_acc_95"]
             if b["step_test_acc_95"] and f["step_test_acc_95"]
             else None
             for b, f in zip(base, fast, strict=False)  # Grokfast may cover fewer seeds
         ]
-        metrics.update(aggregate([{"grokfast_speedup": s} for s in speedups]))
+        metrics.update(over_seeds("grokfast_speedup", speedups))
     return metrics
-
-
-def aggregate(per_seed: list[dict[str, Any]], prefix: str = "") -> dict[str, object]:
-    """Mean and 95 % t-interval over seeds of every per-seed number; a quantity that
-    some seed never reached (None) has no mean."""
-    out: dict[str, object] = {}
-    for key in per_seed[0]:
-        values = [r[key] for r in per_seed]
-        out[f"{prefix}{key}_by_seed"] = values
-        if any(v is None for v in values):
-            out[f"{prefix}{key}"] = None
-            continue
-        ci = t_interval([float(v) for v in values])
-        out[f"{prefix}{key}"] = ci.estimate
-        if len(values) > 1:
-            out[f"{prefix}{key}_ci_low"], out[f"{prefix}{key}_ci_high"] = ci.low, ci.high
-    return out
 
 
 def members_of(cfg: GrokkingConfig, run: Run) -> list[Member]:

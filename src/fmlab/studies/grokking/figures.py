@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from fmlab.report.figures import PALETTE, new_figure, plot_curves, styled
+from fmlab.stats.seeds import BY_SEED
 from fmlab.store import RunData
 
 
@@ -19,7 +20,7 @@ def figures(run: RunData) -> dict[str, object]:
     plot_curves(ax, m, ["train_acc", "test_acc"], where=base)
     summary = (run.summary or {}).get("metrics", {})
     for key, color in (("step_train_acc_99", PALETTE[0]), ("step_test_acc_95", PALETTE[1])):
-        for step in summary.get(f"{key}_by_seed") or []:
+        for step in summary.get(f"{key}{BY_SEED}") or []:
             if step:
                 ax.axvline(step, color=color, ls=":", lw=0.8)
     ax.set(ylabel="accuracy", title="Accuracy (one line per seed; dotted: 99% train, 95% test)")

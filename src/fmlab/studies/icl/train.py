@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from fmlab.models.readout import ReadoutGPT
+from fmlab.stats.seeds import CI_HIGH, CI_LOW
 from fmlab.store import Run
 from fmlab.studies.icl.eval import (
     Point,
@@ -119,7 +120,7 @@ def _points(points: list[Point]) -> list[dict[str, float]]:
 
 
 def _put(metrics: dict[str, Any], name: str, estimate: float, low: float, high: float) -> None:
-    metrics[name], metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = estimate, low, high
+    metrics[name], metrics[f"{name}{CI_LOW}"], metrics[f"{name}{CI_HIGH}"] = estimate, low, high
 
 
 def summarise_linear(cfg: Any, res: dict[str, Any], curves: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fmlab.fit import TransitionFit, fit_changepoint
-from fmlab.stats import t_interval
+from fmlab.stats import over_seeds
 from fmlab.store import Run
 from fmlab.studies.induction_heads.train import Probes, Trained
 
@@ -114,23 +114,6 @@ EXTREMES = (
     "icl_gain_in_window",
     "icl_gap_1l_vs_2l",
 )
-
-
-def over_seeds(name: str, values: list[float | None], *, extremes: bool = False) -> dict[str, Any]:
-    """Mean, 95 % t-interval (2+ seeds) and per-seed values of one quantity (and its min
-    and max with ``extremes``); a quantity some seed lacks has no summary, so a claim on
-    it fails as "not reached"."""
-    out: dict[str, Any] = {f"{name}_by_seed": values}
-    keys = (name, f"{name}_min", f"{name}_max") if extremes else (name,)
-    if not values or any(v is None for v in values):
-        return out | dict.fromkeys(keys)
-    ci = t_interval(values)
-    out[name] = ci.estimate
-    if extremes:
-        out[f"{name}_min"], out[f"{name}_max"] = min(values), max(values)
-    if len(values) > 1:
-        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = ci.low, ci.high
-    return out
 
 
 def summarise(cfg: Any, trained: list[Trained], probes: Probes, run: Run) -> dict[str, Any]:

@@ -23,7 +23,6 @@ dense model, and without the balancing loss its router load is markedly less bal
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import numpy as np
@@ -34,7 +33,7 @@ from fmlab.claims import Claim
 from fmlab.config import Config
 from fmlab.models import GPTConfig
 from fmlab.models.moe import MoEConfig
-from fmlab.stats import t_interval
+from fmlab.stats import over_seeds
 from fmlab.store import Run
 from fmlab.studies.moe.figures import figures
 from fmlab.studies.moe.train import VariantResult, train_variant
@@ -150,25 +149,6 @@ CLAIMS = (
 )
 
 
-def with_ci(prefix: str, values: list[float]) -> dict[str, Any]:
-    ci = t_interval(values)
-    out: dict[str, Any] = {prefix: ci.estimate, f"{prefix}_by_seed": values}
-    if ci.n > 1:
-        out[f"{prefix}_ci_low"], out[f"{prefix}_ci_high"] = ci.low, ci.high
-    return out
-
-
-def ratio_with_ci(prefix: str, ratios: list[float]) -> dict[str, Any]:
-    """Geometric mean and 95 % t-interval of ratios, computed on their logarithms: a ratio
-    of two positive numbers is skewed (7.4, 3.6, 7.3), its logarithm is not."""
-    logs = [math.log(max(r, 1e-12)) for r in ratios]
-    ci = t_interval(logs)
-    out: dict[str, Any] = {prefix: math.exp(ci.estimate), f"{prefix}_by_seed": ratios}
-    if ci.n > 1:
-        out[f"{prefix}_ci_low"], out[f"{prefix}_ci_high"] = math.exp(ci.low), math.exp(ci.high)
-    return out
-
-
 def summarise(cfg: MoEStudyConfig, results: list[VariantResult]) -> dict[str, Any]:
     by = {(r.variant, r.seed): r for r in results}
 
@@ -177,25 +157,25 @@ def summarise(cfg: MoEStudyConfig, results: list[VariantResult]) -> dict[str, An
 
     out: dict[str, Any] = {"n_seeds": len(cfg.seeds)}
     for v in cfg.variants:
-        out |= with_ci(f"{v}_loss", values(v, "loss"))
-        out |= with_ci(f"{v}_excess_loss", values(v, "excess_loss"))
+        out |= over_seeds(f"{v}_loss", values(v, "loss"))
+        out |= over_seeds(f"{v}_excess_loss", values(v, "excess_loss"))
         out[f"{v}_params"] = values(v, "params")[0]
         out[f"{v}_active_params"] = values(v, "active_params")[0]
         if v.startswith("moe"):
             for key in ("load_cv", "max_load_ratio", "load_entropy", "dropped_fraction"):
-                out |= with_ci(f"{v}_{key}", values(v, key))
+                out |= over_seeds(f"{v}_{key}", values(v, key))
     present = set(cfg.variants)
     if {"moe", "dense_active"} <= present:
         gain = [
             d - m
             for d, m in zip(values("dense_active", "loss"), values("moe", "loss"), strict=True)
         ]
-        out |= with_ci("moe_gain_over_dense_active", gain)
+        out |= over_seeds("moe_gain_over_dense_active", gain)
     if {"moe", "dense_total"} <= present:
         gap = [
             m - d for m, d in zip(values("moe", "loss"), values("dense_total", "loss"), strict=True)
         ]
-        out |= with_ci("moe_gap_to_dense_total", gap)
+        out |= over_seeds("moe_gap_to_dense_total", gap)
     if {"moe", "moe_no_balance"} <= present:
         ratios = [
             u / max(b, 1e-12)
@@ -203,7 +183,7 @@ def summarise(cfg: MoEStudyConfig, results: list[VariantResult]) -> dict[str, An
                 values("moe_no_balance", "load_cv"), values("moe", "load_cv"), strict=True
             )
         ]
-        out |= ratio_with_ci("load_cv_ratio", ratios)
+        out |= over_seeds("load_cv_ratio", ratios, log=True)
     out["entropy_rate"] = results[0].entropy_rate
     return out
 

@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 from fmlab.claims import Claim
 from fmlab.config import Config, ConfigError, apply_overrides, execution_field
 from fmlab.models import MIXERS, GPTConfig
-from fmlab.stats import t_interval
+from fmlab.stats import over_seeds
 from fmlab.store import Run
 from fmlab.studies.recall.figures import figures
 from fmlab.studies.recall.train import RecallResult, train_model
@@ -174,19 +174,6 @@ CLAIMS = (
 )
 
 
-def with_ci(prefix: str, values: list[float | None]) -> dict[str, Any]:
-    """Mean, 95 % t-interval and per-seed values under ``prefix``."""
-    out: dict[str, Any] = {f"{prefix}_by_seed": values}
-    if not values or any(v is None for v in values):
-        out[prefix] = None
-        return out
-    ci = t_interval(values)
-    out[prefix] = ci.estimate
-    if ci.n > 1:
-        out[f"{prefix}_ci_low"], out[f"{prefix}_ci_high"] = ci.low, ci.high
-    return out
-
-
 def summarise(cfg: RecallConfig, results: list[RecallResult]) -> dict[str, Any]:
     """Accuracy per (mixer, width) and (mixer, pairs) with CIs, and the claims' numbers."""
     table = {(r.mixer, r.d_model, r.n_pairs, r.seed): r for r in results}
@@ -199,21 +186,21 @@ def summarise(cfg: RecallConfig, results: list[RecallResult]) -> dict[str, Any]:
     pw = cfg.pairs_width
     for m in cfg.mixers:
         for w in cfg.widths:
-            out |= with_ci(f"acc_{m}_d{w}", accs(m, w, n0))
+            out |= over_seeds(f"acc_{m}_d{w}", accs(m, w, n0))
             rows = [table[(m, w, n0, s)] for s in cfg.seeds if (m, w, n0, s) in table]
             out[f"state_{m}_d{w}"] = rows[0].state_size if rows else None
             out[f"params_{m}_d{w}"] = rows[0].params if rows else None
         for n in cfg.pair_counts if pw is not None else []:
-            out |= with_ci(f"acc_{m}_pairs{n}", accs(m, pw, n))
+            out |= over_seeds(f"acc_{m}_pairs{n}", accs(m, pw, n))
         smallest = accs(m, lo, n0)
-        out |= with_ci(f"{m}_acc_smallest_width", smallest)
+        out |= over_seeds(f"{m}_acc_smallest_width", smallest)
         done = [a for a in smallest if a is not None]
         out[f"{m}_best_acc_smallest_width"] = max(done) if len(done) == len(smallest) else None
         out[f"{m}_seeds_solved_smallest_width"] = sum(a >= SOLVED for a in done)
-        out |= with_ci(f"{m}_width_gain", _diff(accs(m, hi, n0), accs(m, lo, n0)))
+        out |= over_seeds(f"{m}_width_gain", _diff(accs(m, hi, n0), accs(m, lo, n0)))
         if pw is not None and cfg.pair_counts:
             few, many = min(cfg.pair_counts), max(cfg.pair_counts)
-            out |= with_ci(f"{m}_pairs_drop", _diff(accs(m, pw, few), accs(m, pw, many)))
+            out |= over_seeds(f"{m}_pairs_drop", _diff(accs(m, pw, few), accs(m, pw, many)))
     return out
 
 

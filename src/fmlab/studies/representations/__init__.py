@@ -39,6 +39,7 @@ from pydantic import Field
 from fmlab.claims import Claim
 from fmlab.config import Config
 from fmlab.models import GPT, GPTConfig
+from fmlab.stats import over_seed_rows
 from fmlab.store import Run
 from fmlab.studies.representations.figures import figures
 from fmlab.studies.representations.task import ClassMarkov, ShiftConfig, make_pair
@@ -180,7 +181,5 @@ def seed_run(cfg: RepresentationsConfig, seed: int, run: Run) -> dict[str, float
     },
 )
 def run(cfg: RepresentationsConfig, run: Run) -> dict[str, object]:
-    from fmlab.studies.representations.measure import aggregate
-
     per_seed = [seed_run(cfg, s, run) for s in cfg.seeds]
-    return aggregate(per_seed) | {"n_seeds": len(cfg.seeds), "n_layers": cfg.model.n_layers}
+    return over_seed_rows(per_seed) | {"n_seeds": len(cfg.seeds), "n_layers": cfg.model.n_layers}

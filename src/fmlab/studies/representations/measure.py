@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +13,6 @@ import torch
 from fmlab.hooks import capture
 from fmlab.measure import linear_cka, weight_update_spectra
 from fmlab.models import GPT
-from fmlab.stats import t_interval
 from fmlab.store import Run
 
 
@@ -67,17 +65,4 @@ def compare_models(
         out |= {f"{k}_{variant}_{label}": v for k, v in metrics.items()}
     last = f"block{len(pre.blocks) - 1}"
     out[f"cka_drop_{variant}"] = cka["block0"] - cka[last]
-    return out
-
-
-def aggregate(per_seed: list[dict[str, float]]) -> dict[str, Any]:
-    """Mean and 95 % t-interval over seeds of every per-seed number; the values by seed."""
-    out: dict[str, Any] = {}
-    for key in per_seed[0]:
-        values = [float(r[key]) for r in per_seed]
-        ci = t_interval(values)
-        out[key] = ci.estimate
-        out[f"{key}_by_seed"] = values
-        if len(values) > 1:
-            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = ci.low, ci.high
     return out

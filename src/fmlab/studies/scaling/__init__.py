@@ -42,6 +42,7 @@ from fmlab.errors import UserInputError
 from fmlab.fit import ChinchillaFit, IsoFlopFit
 from fmlab.fit.figures import log_fit_quality
 from fmlab.models import GPTConfig
+from fmlab.stats.seeds import CI_HIGH, CI_LOW
 from fmlab.store import Run
 from fmlab.studies.scaling.figures import figures
 from fmlab.studies.scaling.train import planned_runs, train_all
@@ -241,7 +242,7 @@ def fit_law(cfg: ScalingConfig, table: pd.DataFrame, h: float) -> tuple[Chinchil
     for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
         m[name] = getattr(law, f"{name}_")
         if hasattr(law, "ci_"):
-            m[f"{name}_ci_low"], m[f"{name}_ci_high"] = law.ci_[name].low, law.ci_[name].high
+            m[f"{name}{CI_LOW}"], m[f"{name}{CI_HIGH}"] = law.ci_[name].low, law.ci_[name].high
     m["E_true"] = h
     m["E_rel_error"] = (law.E_ - h) / h
     m["E_abs_rel_error"] = abs(law.E_ - h) / h
@@ -281,7 +282,7 @@ def fit_isoflop(cfg: ScalingConfig, table: pd.DataFrame) -> tuple[IsoFlopFit | N
         return None, m
     m["isoflop_a"], m["isoflop_b"] = iso.a_, iso.b_
     if hasattr(iso, "ci_"):
-        m["isoflop_a_ci_low"], m["isoflop_a_ci_high"] = iso.ci_["a"].low, iso.ci_["a"].high
+        m[f"isoflop_a{CI_LOW}"], m[f"isoflop_a{CI_HIGH}"] = iso.ci_["a"].low, iso.ci_["a"].high
     m["isoflop_budgets"] = len(iso.optima_)
     return iso, m
 
