@@ -3,7 +3,7 @@
 A *site* is a named activation: ``embed``, ``blocks.{i}.resid_pre``,
 ``blocks.{i}.attn_out``, ``blocks.{i}.mlp_out``, ``blocks.{i}.resid_post``, ``final``,
 ``logits`` and, where the attention is computed explicitly, ``blocks.{i}.attn.pattern``
-(DESIGN.md, "Site names"). The same name means the same tensor in every family:
+(docs/architecture.md, "Site names"). The same name means the same tensor in every family:
 
 * ``embed`` (B, T, D) — the embeddings that enter the first block (token/patch +
   position; CLIP's vision tower applies a pre-layernorm between the two);

@@ -6,7 +6,7 @@
     m = load("gpt2")                        # from the local HF cache (or the Hub if online)
     m = load("tiny-gpt2")                   # a random tiny GPT-2 built from a config
 
-Safety rules (DESIGN.md, "Safety"):
+Safety rules (docs/architecture.md, "Safety"):
 
 * **safetensors only.** A pickle checkpoint (``pytorch_model.bin``, ``*.pt``…) can run
   arbitrary code when unpickled, so a directory without ``*.safetensors`` is refused.
@@ -25,9 +25,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,10 @@ import torch
 from torch import nn
 
 from fmlab.errors import UserInputError
+from fmlab.models.hf.loaded import LoadedModel
+from fmlab.models.hf.tiny import TINY, tiny
 
-TASKS = {
+HEADS = {  # --task: the head to load (an AutoModel class), auto = the config's
     "auto": None,
     "base": "AutoModel",
     "causal-lm": "AutoModelForCausalLM",
@@ -52,18 +53,6 @@ SAFE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "t
 
 class UnsafeModelError(UserInputError):
     """A model that would need pickle loading or remote code without the user's consent."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model in eval mode, its tokenizer (None if it has none) and where it came from.
-    ``weights`` is ``safetensors``, ``pickle (weights_only)`` or ``random init``."""
-
-    model: nn.Module
-    tokenizer: Any
-    name: str
-    path: Path | None
-    weights: str
 
 
 # ---------------------------------------------------------------- resolving
@@ -184,10 +173,10 @@ def read_pickle_weights(path: Path) -> dict[str, torch.Tensor]:
 def _model_class(config: Any, task: str) -> Any:
     import transformers
 
-    if task not in TASKS:
-        raise UserInputError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
-    if TASKS[task] is not None:
-        return getattr(transformers, TASKS[task])
+    if task not in HEADS:
+        raise UserInputError(f"task must be one of {', '.join(HEADS)}; got {task!r}")
+    if HEADS[task] is not None:
+        return getattr(transformers, HEADS[task])
     for arch in getattr(config, "architectures", None) or []:
         cls = getattr(transformers, arch, None) if arch.isidentifier() else None
         if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
@@ -277,102 +266,3 @@ def _load_via_safetensors(cls: Any, path: Path, state: dict, kwargs: dict) -> nn
         # clone: tied weights share storage, which safetensors refuses to save twice
         save_file({k: v.contiguous().clone() for k, v in state.items()}, f"{tmp}/model.safetensors")
         return cls.from_pretrained(tmp, use_safetensors=True, **kwargs)
-
-
-# ---------------------------------------------------------------- tiny models
-class ByteTokenizer:
-    """UTF-8 bytes as tokens (ids 0–255; pad 256, bos 257, eos 258), for tiny models
-    that have no trained tokenizer. Callable like a transformers tokenizer."""
-
-    vocab_size = 259
-    pad_token_id, bos_token_id, eos_token_id = 256, 257, 258
-
-    def __call__(
-        self,
-        texts: str | Sequence[str],
-        *,
-        padding: bool = True,
-        truncation: bool = True,
-        max_length: int | None = None,
-        return_tensors: str = "pt",
-        **_: Any,
-    ) -> dict[str, torch.Tensor]:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        rows = [list(t.encode()) for t in texts]
-        if truncation and max_length:
-            rows = [r[:max_length] for r in rows]
-        T = max(map(len, rows), default=0)
-        ids = torch.full((len(rows), T), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros(len(rows), T, dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r, dtype=torch.long), 1
-        return {"input_ids": ids, "attention_mask": mask}
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return bytes(i for i in ids if i < 256).decode(errors="replace")
-
-
-def _tiny_configs() -> dict[str, tuple[str, dict[str, Any]]]:
-    D, L, H, F, P = 64, 4, 4, 256, 256
-    special = {"pad_token_id": 256, "bos_token_id": 257, "eos_token_id": 258}
-    return {
-        "gpt2": ("GPT2LMHeadModel", dict(n_layer=L, n_embd=D, n_head=H, n_positions=P, **special)),
-        "opt": (
-            "OPTForCausalLM",
-            dict(
-                num_hidden_layers=L,
-                hidden_size=D,
-                num_attention_heads=H,
-                ffn_dim=F,
-                max_position_embeddings=P,
-                word_embed_proj_dim=D,
-                **special,
-            ),
-        ),
-        "llama": (
-            "LlamaForCausalLM",
-            dict(
-                num_hidden_layers=L,
-                hidden_size=D,
-                num_attention_heads=H,
-                intermediate_size=F,
-                max_position_embeddings=P,
-                **special,
-            ),
-        ),
-        "bert": (
-            "BertForMaskedLM",
-            dict(
-                num_hidden_layers=L,
-                hidden_size=D,
-                num_attention_heads=H,
-                intermediate_size=F,
-                max_position_embeddings=P,
-                pad_token_id=256,
-            ),
-        ),
-    }
-
-
-TINY = ("gpt2", "opt", "llama", "bert")
-
-
-def check_tiny(family: str) -> None:
-    if family not in TINY:
-        raise UserInputError(f"tiny models exist for {', '.join(TINY)}; got tiny-{family}")
-
-
-def tiny(family: str, *, seed: int = 0) -> LoadedModel:
-    """A small random model of ``family`` (gpt2, opt, llama, bert: 4 layers, width 64)
-    with a :class:`ByteTokenizer`, initialised from ``seed`` without touching the
-    global RNG state (it is forked and restored)."""
-    import transformers
-
-    check_tiny(family)
-    cls_name, kwargs = _tiny_configs()[family]
-    cls = getattr(transformers, cls_name)
-    config = cls.config_class(vocab_size=ByteTokenizer.vocab_size, **kwargs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = cls(config)
-    return LoadedModel(model.eval(), ByteTokenizer(), f"tiny-{family}", None, "random init")
