@@ -24,7 +24,7 @@ from fmlab.store import load_runs, read_metrics, read_summary
 from fmlab.sweep.ledger import fingerprint
 from fmlab.sweep.record import read_record
 
-PLUGINS = Path(__file__).parents[1] / "unit" / "sweep" / "plugins"
+PLUGINS = Path(__file__).parents[1] / "plugins"
 TOY = ["sweep", "sweep-toy", "--import", "fmlab_sweep_toy", "-p", "smoke", "--threads", "1"]
 
 

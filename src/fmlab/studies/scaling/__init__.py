@@ -294,8 +294,8 @@ def fit_grid(cfg: ScalingConfig, table: pd.DataFrame, h: float) -> tuple[dict, d
         law, m = fit_law(cfg, table, h)
         iso, iso_metrics = fit_isoflop(cfg, table)
     m.update(iso_metrics)
-    if iso is not None:
-        m["a_approach_gap"] = abs(law.a_ - iso.a_)
+    # None when too few budgets bracket an optimum (smoke): reported, so a claim says why
+    m["a_approach_gap"] = abs(law.a_ - iso.a_) if iso is not None else None
     m["fit_warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
     extras = {
         "chinchilla": law.summary(),
