@@ -40,6 +40,7 @@ def list_(
     from fmlab.models import MIXERS
     from fmlab.study import import_modules
     from fmlab.suites import SUITES
+    from fmlab.sweep.executors import EXECUTORS
     from fmlab.tasks import task_names
 
     import_modules(imports)
@@ -58,6 +59,7 @@ def list_(
         "mixers": MIXERS.names(),
         "tasks": list(task_names()),
         "instruments": INSTRUMENTS.names(),
+        "executors": EXECUTORS.names(),
         "suites": SUITES.names(),
     }
     if as_json:
