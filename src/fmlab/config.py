@@ -28,7 +28,10 @@ C = TypeVar("C", bound="Config")
 class Config(BaseModel):
     """Base class of every fmlab config: frozen, typed, no unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # allow_inf_nan: a config is hashed as strict JSON, and no field means "infinity"
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
     def override(self: C, *assignments: str, **values: Any) -> C:
         """A copy with dotted overrides applied: ``cfg.override("train.lr=1e-3")``."""

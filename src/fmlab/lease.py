@@ -101,24 +101,61 @@ def current_lease(run_dir: Path) -> LeaseInfo | None:
             data = _parse(path.read_bytes())
         except FileNotFoundError:
             continue
+        except OSError:  # not a readable file (a directory of that name …): no owner known
+            mtime, data = path.lstat().st_mtime, {}
         return LeaseInfo(
             path=path,
             generation=generation,
             owner=str(data.get("owner", "?")),
             host=str(data.get("host", "?")),
-            pid=int(data.get("pid", -1)),
-            ttl=float(data.get("ttl", DEFAULT_TTL)),
+            pid=_number(data.get("pid"), int, -1),
+            ttl=_number(data.get("ttl"), float, DEFAULT_TTL),
             mtime=mtime,
         )
     return None
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
+    """A lease file's fields; {} for a torn (O_EXCL fallback, mid-write) or foreign file,
+    whose owner is then unknown and which counts as live until its TTL runs out."""
     try:
         data = json.loads(raw)
-    except ValueError:  # only possible on the O_EXCL fallback, mid-write: assume live
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _number(value: Any, kind: type, default: Any) -> Any:
+    try:
+        out = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return out if out == out and out not in (float("inf"), float("-inf")) else default
+
+
+def describe(info: LeaseInfo, now: float | None = None) -> str:
+    """``pid 812 on host a/pidns…, renewed 3 s ago, expires in 57 s unless renewed``."""
+    now = time.time() if now is None else now
+    who = f"pid {info.pid} on host {info.host}" if info.pid > 0 else f"owner {info.owner}"
+    if info.mtime <= 0:
+        return f"{who} (released)"
+    age = now - info.mtime
+    left = info.ttl - age
+    expiry = f"expires in {left:.0f} s unless renewed" if left > 0 else "expired"
+    return f"{who}, renewed {age:.0f} s ago, {expiry}"
+
+
+def break_lease(run_dir: Path, *, force: bool = False) -> LeaseInfo | None:
+    """Release ``run_dir``'s newest lease as its owner would (mtime 0, so the next taker
+    creates the next generation). A live lease is broken only with ``force`` — its holder
+    then loses it (its heartbeat warns) and may still finish, writing its summary
+    atomically. Returns the lease broken, or None."""
+    info = current_lease(run_dir)
+    if info is None or info.mtime <= 0 or (info.live() and not force):
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(info.path, (0, 0))
+    return info
 
 
 class Lease:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ import torch
 
 from fmlab.claims import evaluate_claims
 from fmlab.config import Config, config_hash
+from fmlab.contracts import CorruptFileError
 from fmlab.env import env_info
-from fmlab.store import SUMMARY, Run, read_summary
+from fmlab.errors import FmlabWarning
+from fmlab.lease import DEFAULT_TTL, LeaseKeeper, current_lease, describe, try_acquire
+from fmlab.store import SUMMARY, Run, quarantine, read_summary, skip
 from fmlab.study import Study
 from fmlab.train.loop import Diverged
 from fmlab.train.memory import keep_freed_memory
@@ -67,24 +71,34 @@ def execute(
     progress: Any = None,
     reraise: bool = False,
     preset: str | None = None,
+    lease: bool = True,
 ) -> RunResult:
     """Run ``cfg`` of ``study`` under ``out`` unless it already finished.
 
     ``force`` reruns a finished run; ``reraise`` re-raises a study's exception after
     recording the failure (for interactive use); ``progress`` shows progress bars;
     ``preset`` is recorded in the summary for reports (it is not part of the run id).
+    The run directory's lease is held while it runs (``lease=False``: the caller holds
+    it), so the same config started twice at once runs once: the second waits for the
+    first and reuses its result.
     """
-    done = finished(study, cfg, out, force)
+    path = run_dir(study, cfg, out)
+    done = reusable(path, force)
     if done is not None:
         return done
-    run = begin(study, cfg, out, progress)
-    started = time.perf_counter()
-    try:
-        with numerics():
-            outcome: Mapping[str, Any] | BaseException = dict(study.run(cfg, run))
-    except Exception as e:  # recorded, not raised: a sweep goes on past a failed run
-        outcome = e
-    result = record(study, run, outcome, time.perf_counter() - started, preset)
+    with holding([path], lease) as waited:
+        done = reusable(path, force and not waited)  # finished while we waited: reuse it
+        if done is not None:
+            return done
+        clear_for_rerun(path)
+        run = begin(study, cfg, out, progress)
+        started = time.perf_counter()
+        try:
+            with numerics():
+                outcome: Mapping[str, Any] | BaseException = dict(study.run(cfg, run))
+        except Exception as e:  # recorded, not raised: a sweep goes on past a failed run
+            outcome = e
+        result = record(study, run, outcome, time.perf_counter() - started, preset)
     if reraise and isinstance(outcome, BaseException) and not isinstance(outcome, Diverged):
         raise outcome
     return result
@@ -98,44 +112,97 @@ def execute_batch(
     force: bool = False,
     progress: Any = None,
     preset: str | None = None,
+    lease: bool = True,
 ) -> list[RunResult]:
     """Run several configs as one batched computation (``study.run_batch``): each still
     gets its own run directory and summary. Finished configs are skipped; without a
     ``run_batch`` the configs run one after another."""
+    paths = [run_dir(study, cfg, out) for cfg in cfgs]
     results: dict[int, RunResult] = {}
     todo = []
-    for i, cfg in enumerate(cfgs):
-        done = finished(study, cfg, out, force)
+    for i, path in enumerate(paths):
+        done = reusable(path, force)
         if done is not None:
             results[i] = done
         else:
             todo.append(i)
     if study.run_batch is None or len(todo) < 2:
         for i in todo:
-            results[i] = execute(study, cfgs[i], out, force=force, progress=progress, preset=preset)
+            results[i] = execute(
+                study, cfgs[i], out, force=force, progress=progress, preset=preset, lease=lease
+            )
         return [results[i] for i in range(len(cfgs))]
-    runs = [begin(study, cfgs[i], out, progress) for i in todo]
-    started = time.perf_counter()
-    try:
-        with numerics():
-            outcomes = list(study.run_batch([cfgs[i] for i in todo], runs))
-    except Exception as e:  # the whole batch failed: every member records it
-        outcomes = [e] * len(todo)
-    wall = (time.perf_counter() - started) / len(todo)  # each member's share
-    for i, run, outcome in zip(todo, runs, outcomes, strict=True):
-        results[i] = record(study, run, outcome, wall, preset)
+    with holding([paths[i] for i in todo], lease) as waited:
+        for i in list(todo):
+            done = reusable(paths[i], force and not waited)
+            if done is not None:
+                results[i] = done
+                todo.remove(i)
+        for i in todo:
+            clear_for_rerun(paths[i])
+        runs = [begin(study, cfgs[i], out, progress) for i in todo]
+        started = time.perf_counter()
+        try:
+            with numerics():
+                outcomes = list(study.run_batch([cfgs[i] for i in todo], runs))
+        except Exception as e:  # the whole batch failed: every member records it
+            outcomes = [e] * len(todo)
+        wall = (time.perf_counter() - started) / max(len(todo), 1)  # each member's share
+        for i, run, outcome in zip(todo, runs, outcomes, strict=True):
+            results[i] = record(study, run, outcome, wall, preset)
     return [results[i] for i in range(len(cfgs))]
 
 
-def finished(study: Study, cfg: Config, out: Path, force: bool) -> RunResult | None:
-    """The recorded result if this config already finished (and ``force`` is off)."""
-    path = run_dir(study, cfg, out)
-    existing = read_summary(path)
-    if existing is not None and existing.get("status") in DONE and not force:
+def reusable(path: Path, force: bool) -> RunResult | None:
+    """The recorded result of ``path`` if it finished (and ``force`` is off). Reads only;
+    a corrupt summary counts as not finished (it is put aside before the rerun)."""
+    try:
+        existing = read_summary(path)
+    except CorruptFileError:
+        return None
+    if existing is not None and existing["status"] in DONE and not force:
         return RunResult(path, existing, reused=True)
-    if existing is not None:
-        (path / SUMMARY).unlink()
     return None
+
+
+def clear_for_rerun(path: Path) -> None:
+    """Under the run's lease: remove the summary of a run about to be redone (failed, or
+    ``--force``); put a corrupt attempt's files aside (never delete them)."""
+    try:
+        if read_summary(path) is not None:
+            (path / SUMMARY).unlink()
+    except CorruptFileError as e:
+        kept = quarantine(path, str(e))
+        skip(e, f"running it again (its files are kept in {kept})")
+
+
+@contextmanager
+def holding(paths: list[Path], enabled: bool = True) -> Iterator[bool]:
+    """Hold the leases of ``paths`` (waiting for other holders); yields whether it had to
+    wait. The leases are heartbeated while held and released on exit."""
+    if not enabled:
+        yield False
+        return
+    waited = False
+    with LeaseKeeper() as keeper:
+        for path in paths:
+            waited |= acquire_waiting(path, keeper)
+        yield waited
+
+
+def acquire_waiting(path: Path, keeper: LeaseKeeper, poll_s: float = 0.5) -> bool:
+    """Take ``path``'s lease into ``keeper``, waiting (and saying for whom) while another
+    live process holds it; returns whether it waited."""
+    waited = False
+    while (lease := try_acquire(path, DEFAULT_TTL)) is None:
+        holder = current_lease(path)
+        if not waited and holder is not None:
+            message = f"{path} is being run by {describe(holder)}; waiting for it"
+            warnings.warn(FmlabWarning(message), stacklevel=2)
+        waited = True
+        time.sleep(poll_s)
+    keeper.add(lease)
+    return waited
 
 
 def begin(study: Study, cfg: Config, out: Path, progress: Any = None) -> Run:

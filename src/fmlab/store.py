@@ -13,10 +13,12 @@ real name. A run without ``summary.json`` did not finish and is simply run again
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,10 +26,12 @@ from typing import Any, Protocol
 import pandas as pd
 
 from fmlab.config import flatten
+from fmlab.contracts import STATUSES, ConfigFile, CorruptFileError, SummaryFile, read_json
+from fmlab.errors import FmlabWarning
 
 SUMMARY, CONFIG, METRICS, ARTIFACTS = "summary.json", "config.json", "metrics.parquet", "artifacts"
 LEASE_PREFIX = ".lease-"  # .lease-<generation>: who runs this directory now (fmlab.lease)
-STATUSES = ("completed", "diverged", "failed")
+QUARANTINE = ".quarantine"  # .quarantine-<time>/: a corrupt attempt's files, kept aside
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -118,7 +122,7 @@ class Run:
             raise FileExistsError(f"{path} has finished; remove {SUMMARY} to rerun it")
         if path.exists():  # leftovers of a killed attempt: start clean
             for child in path.iterdir():
-                if child.name.startswith(LEASE_PREFIX):
+                if child.name.startswith((LEASE_PREFIX, QUARANTINE)):
                     continue
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         (path / ARTIFACTS).mkdir(parents=True, exist_ok=True)
@@ -178,25 +182,57 @@ class Run:
 
 
 # ---- reading ---------------------------------------------------------------------------
+# Every read is validated (fmlab.contracts): a corrupt file is a CorruptFileError naming
+# it, which callers turn into "rerun it" (the runner, the ledger) or "skip it with a
+# warning" (listings, reports, tables) — never a traceback.
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The run's summary, or None when it has not finished."""
-    path = Path(run_dir) / SUMMARY
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+    """The run's summary, or None when it has not finished (CorruptFileError if it is
+    not a valid summary)."""
+    return read_json(Path(run_dir) / SUMMARY, SummaryFile)
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / CONFIG).read_text())
+    data = read_json(Path(run_dir) / CONFIG, ConfigFile)
+    if data is None:
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG})")
+    return data
 
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / METRICS
     if not path.exists():
         return pd.DataFrame({"step": [], "name": [], "value": []})
-    return pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises many types for a damaged file
+        raise CorruptFileError(
+            path, f"is not a readable parquet table ({type(e).__name__})"
+        ) from None
+    missing = sorted({"step", "name", "value"} - set(frame.columns))
+    if missing:
+        raise CorruptFileError(path, f"lacks the columns {missing}")
+    return frame
+
+
+def skip(error: CorruptFileError, what: str = "skipping it") -> None:
+    """One-line warning about a corrupt file that a command goes on without."""
+    warnings.warn(FmlabWarning(f"{error}; {what}"), stacklevel=2)
+
+
+def quarantine(run_dir: Path, reason: str) -> Path:
+    """Move a run directory's files (leases excepted) into ``.quarantine-<time>/`` inside
+    it, with a note of why, so that the run can start again without losing them."""
+    run_dir = Path(run_dir)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = run_dir / f"{QUARANTINE}-{stamp}"
+    target.mkdir()
+    for child in run_dir.iterdir():
+        if child != target and not child.name.startswith((LEASE_PREFIX, QUARANTINE)):
+            os.replace(child, target / child.name)
+    (target / "REASON.txt").write_text(reason + "\n")
+    return target
 
 
 def is_run_dir(path: Path) -> bool:
@@ -204,25 +240,35 @@ def is_run_dir(path: Path) -> bool:
 
 
 def find_runs(path: Path) -> list[Path]:
-    """Run directories at or below ``path`` (finished or not), sorted."""
+    """Run directories at or below ``path`` (finished or not), sorted; hidden directories
+    (quarantined attempts) are not runs."""
     path = Path(path)
     if is_run_dir(path):
         return [path]
-    return sorted(p.parent for p in path.rglob(CONFIG) if p.parent.name != ARTIFACTS)
+    found = []
+    for config in path.rglob(CONFIG):
+        parts = config.relative_to(path).parts[:-1]
+        if parts and parts[-1] != ARTIFACTS and not any(p.startswith(".") for p in parts):
+            found.append(config.parent)
+    return sorted(found)
 
 
 def load_runs(path: Path, *, finished_only: bool = True) -> pd.DataFrame:
     """One row per run below ``path``: study, run_id, status, wall_s, path, the
     flattened config (``config.<key>``), summary metrics (``metrics.<name>``) and the
-    number of claims passed/total. Unfinished runs appear only if asked for."""
+    number of claims passed/total. Unfinished runs appear only if asked for; a corrupt
+    run is skipped with a warning."""
     rows = []
     for run_dir in find_runs(path):
-        summary = read_summary(run_dir)
-        if summary is None:
-            if finished_only:
-                continue
-            head = read_config(run_dir)
-            summary = {**head, "status": "unfinished"}
+        try:
+            summary = read_summary(run_dir)
+            if summary is None:
+                if finished_only:
+                    continue
+                summary = {**read_config(run_dir), "status": "unfinished"}
+        except CorruptFileError as e:
+            skip(e)
+            continue
         claims = summary.get("claims") or []
         row = {
             "study": summary.get("study"),
@@ -240,7 +286,9 @@ def load_runs(path: Path, *, finished_only: bool = True) -> pd.DataFrame:
 
 
 class RunData:
-    """A finished (or unfinished) run read back from disk, for reports and fits."""
+    """A finished (or unfinished) run read back from disk, for reports and fits. A corrupt
+    ``config.json`` or ``summary.json`` raises CorruptFileError; a corrupt
+    ``metrics.parquet`` reads as empty, with a warning."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -254,7 +302,11 @@ class RunData:
     @property
     def metrics(self) -> pd.DataFrame:
         if self._metrics is None:
-            self._metrics = read_metrics(self.path)
+            try:
+                self._metrics = read_metrics(self.path)
+            except CorruptFileError as e:
+                skip(e, "showing no curves")
+                self._metrics = pd.DataFrame({"step": [], "name": [], "value": []})
         return self._metrics
 
     @property

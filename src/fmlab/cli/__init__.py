@@ -5,6 +5,7 @@ from fmlab.cli import (
     fit,  # noqa: F401  (registers `fmlab fit …`)
     inspect,  # noqa: F401  (registers `fmlab inspect`)
     sweep,  # noqa: F401  (registers `fmlab sweep | status | table`)
+    unlock,  # noqa: F401  (registers `fmlab unlock`)
 )
 from fmlab.cli.app import app
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from fmlab.errors import UserInputError
+from fmlab.errors import FmlabWarning, UserInputError
 from fmlab.registry import UnknownNameError
 
 app = typer.Typer(
@@ -21,27 +24,74 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Text from users and from run directories is printed as given: no markup, no emoji codes
+# (a run named "[red]x" or ":fire:" must show as typed), so it goes through plain()/escape().
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
+
+
+def plain(value: Any) -> Text:
+    """``value`` as literal text for a rich table cell or print (never markup)."""
+    return Text(str(value))
+
+
+def say(console: Console, label: str, style: str, message: Any) -> None:
+    """``label`` in ``style``, then ``message`` as literal text: one line."""
+    console.print(Text.assemble((label, style), " ", str(message)), soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    say(err, "error:", "bold red", message)
     return typer.Exit(code)
 
 
+def warn(message: Any) -> None:
+    say(err, "warning:", "yellow", message)
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors users cause (typos, bad values, missing paths) into one clear
-    message and exit status 2 instead of a traceback."""
+    """Turn the errors users and their files cause (typos, bad values, missing paths, a
+    read-only or full disk) into one clear message and exit status 2, not a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (UnknownNameError, UserInputError, FileNotFoundError) as e:
-            raise fail(str(e)) from None
+        with _plain_warnings():
+            try:
+                return fn(*args, **kwargs)
+            except (UnknownNameError, UserInputError) as e:
+                raise fail(str(e)) from None
+            except OSError as e:  # a path that is not there, a file, read-only, a full disk
+                raise fail(describe_os_error(e)) from None
 
     return wrapper
+
+
+def describe_os_error(e: OSError) -> str:
+    """``[Errno 30] Read-only file system: 'runs/x'`` → ``runs/x: read-only file system``."""
+    if e.errno is None and not e.filename:
+        return str(e)
+    what = (e.strerror or str(e)).rstrip(".")
+    what = what[:1].lower() + what[1:]
+    where = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        where = f"{where} → {e.filename2}"
+    return f"{where}: {what}" if where else what
+
+
+@contextmanager
+def _plain_warnings() -> Iterator[None]:
+    """fmlab's warnings (a skipped corrupt run, a fit diagnostic) as one line each."""
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        warn(message)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FmlabWarning)
+        previous, warnings.showwarning = warnings.showwarning, show
+        try:
+            yield
+        finally:
+            warnings.showwarning = previous
 
 
 def emit_json(data: Any) -> None:

@@ -8,14 +8,23 @@ from typing import Any
 
 import torch
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, err, fail, friendly, out, show_progress
-from fmlab.store import find_runs, read_summary
+from fmlab.cli.app import app, emit_json, err, fail, friendly, out, plain, say, show_progress, warn
+from fmlab.contracts import CorruptFileError
+from fmlab.store import find_runs, is_run_dir, read_summary, skip
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.6g}" if isinstance(value, int | float) else str(value)
 
 
 def _claims_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"{summary['study']} · {summary['run_id']} · {summary['status']}")
+    title = f"{summary.get('study')} · {summary.get('run_id')} · {summary.get('status')}"
+    table = Table(title=escape(title))
     for col in ("", "claim", "measured [95% CI]", "threshold", "source"):
         table.add_column(col)
     for c in summary.get("claims", []):
@@ -23,7 +32,7 @@ def _claims_table(summary: dict[str, Any]) -> Table:
         value = "–" if c["value"] is None else f"{c['value']:.4g}"
         if c.get("ci"):
             value += f" [{c['ci'][0]:.4g}, {c['ci'][1]:.4g}]"
-        table.add_row(mark, c["id"], value, c["threshold"], c["source"])
+        table.add_row(mark, *map(plain, (c["id"], value, c["threshold"], c["source"])))
     return table
 
 
@@ -68,10 +77,11 @@ def list_(
     for col in ("study", "title", "presets", "claims"):
         table.add_column(col)
     for s in studies:
-        table.add_row(s["name"], s["title"], ", ".join(s["presets"]), ", ".join(s["claims"]))
+        cells = (s["name"], s["title"], ", ".join(s["presets"]), ", ".join(s["claims"]))
+        table.add_row(*map(plain, cells))
     out.print(table)
     for name, names in registries.items():
-        out.print(f"[bold]{name}:[/] {', '.join(names)}")
+        say(out, f"{name}:", "bold", ", ".join(names))
 
 
 @app.command()
@@ -82,7 +92,9 @@ def run(
     overrides: list[str] = typer.Option([], "--set", "-s", help="override, e.g. train.lr=1e-3"),
     out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs directory"),
     force: bool = typer.Option(False, "--force", help="rerun even if this config finished"),
-    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all)"),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="torch threads (default: all)"
+    ),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
     imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -109,13 +121,13 @@ def run(
         emit_json(summary)
     else:
         if result.reused:
-            err.print(f"[yellow]already finished[/] (use --force to rerun): {result.path}")
+            say(err, "already finished", "yellow", f"(use --force to rerun): {result.path}")
         out.print(_claims_table(summary))
-        out.print(f"run directory: {result.path}")
+        out.print(plain(f"run directory: {result.path}"))
         if report:
-            out.print(f"report: {summary['report']}")
+            out.print(plain(f"report: {summary['report']}"))
     if result.status == "failed":
-        err.print(result.summary.get("error", ""))
+        err.print(plain(result.summary.get("error", "")))
         raise typer.Exit(1)
 
 
@@ -139,9 +151,9 @@ def show(
     table.add_column("metric")
     table.add_column("value")
     for key, value in scalars.items():
-        table.add_row(key, "–" if value is None else f"{value:.6g}")
+        table.add_row(plain(key), plain(_number(value)))
     out.print(table)
-    out.print(f"wall {summary.get('wall_s')} s · env {summary.get('env')}")
+    out.print(plain(f"wall {summary.get('wall_s')} s · env {summary.get('env')}"))
 
 
 @app.command()
@@ -157,8 +169,17 @@ def report(
     from fmlab.study import import_modules
 
     import_modules(imports)
-    run_dirs = [r for p in paths for r in _existing(p)]
-    reports = [str(write_run_report(r, _study_of(r))) for r in run_dirs]
+    run_dirs, reports = [], []
+    for r in (r for p in paths for r in _existing(p)):
+        try:
+            reports.append(str(write_run_report(r, _study_of(r))))
+            run_dirs.append(r)
+        except CorruptFileError as e:
+            if len(paths) == 1 and is_run_dir(paths[0]):
+                raise
+            skip(e)
+    if not run_dirs:
+        raise fail("no readable run directory among the paths given (see the warnings)")
     result: dict[str, Any] = {"reports": reports}
     if index is not None or len(run_dirs) > 1:
         target = index or Path(paths[0]) / "index.html"
@@ -171,11 +192,11 @@ def report(
     if as_json:
         return emit_json(result)
     for r in reports:
-        out.print(f"report: {r}")
+        out.print(plain(f"report: {r}"))
     if "index" in result:
-        out.print(f"index: {result['index']}")
+        out.print(plain(f"index: {result['index']}"))
     for page in result.get("sweeps", []):
-        out.print(f"sweep: {page}")
+        out.print(plain(f"sweep: {page}"))
 
 
 def _study_of(run_dir: Path) -> Any:
@@ -189,9 +210,9 @@ def _study_of(run_dir: Path) -> Any:
     try:
         return get_study(name)
     except UnknownNameError:
-        err.print(
-            f"[yellow]warning:[/] study {name!r} of {run_dir} is not registered here "
-            "(--import its module for its figures); writing the report without them"
+        warn(
+            f"study {name!r} of {run_dir} is not registered here (--import its module for "
+            "its figures); writing the report without them"
         )
         return None
 
@@ -217,7 +238,11 @@ def reproduce(
     out_dir: Path = typer.Option(Path("runs"), "--out", "-o"),
     force: bool = typer.Option(False, "--force"),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", help="studies run at once (default: one per core, at most one each)"
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="studies run at once (default: one per core, at most one each)",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -236,19 +261,19 @@ def reproduce(
         with progress as bars:
             for i, item in enumerate(items):
                 if not as_json:
-                    err.print(f"[bold]{item.study}[/] · preset {item.preset}")
+                    say(err, item.study, "bold", f"· preset {item.preset}")
                 done[i] = run_item(item, out_dir, force=force, progress=bars)
     else:
         if not as_json:
             names = ", ".join(f"{i.study} ({i.preset})" for i in items)
-            err.print(f"running {names} in {jobs} processes × {threads} torch threads")
+            err.print(plain(f"running {names} in {jobs} processes × {threads} torch threads"))
         progress = Progress(err) if show_progress(as_json) else nullcontext()
         with progress as bars, _suite_bar(bars, suite, len(items)) as advance:
             for i, result in run_parallel(items, out_dir, jobs=jobs, threads=threads, force=force):
                 done[i] = result
                 advance(None)
                 if not as_json:
-                    err.print(f"[bold]{items[i].study}[/] · {result.status} · {result.path}")
+                    say(err, items[i].study, "bold", f"· {result.status} · {result.path}")
     results = [done[i] for i in range(len(items))]
     index = write_index(
         [r.path for r in results],
@@ -270,6 +295,6 @@ def reproduce(
     else:
         for r in results:
             out.print(_claims_table(r.summary))
-        out.print(f"index: {index}")
+        out.print(plain(f"index: {index}"))
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
-from fmlab.cli.app import emit_json, err, out
+from fmlab.cli.app import emit_json, out, plain, warn
 from fmlab.errors import UserInputError
 
 # ---- input ----------------------------------------------------------------------------------
@@ -165,33 +166,39 @@ def report(result: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
         return emit_json(result)
     conf = result.get("confidence", 0.95)
-    table = Table(title=f"{title} · {result['n_used']} runs")
+    table = Table(title=escape(f"{title} · {result['n_used']} runs"))
     table.add_column("parameter")
     table.add_column(f"estimate [{conf:.0%} CI]")
     ci = result.get("ci", {})
     for section in ("params", "compute_optimal"):
         for k, v in (result.get(section) or {}).items():
-            table.add_row(k, _show(v, ci.get(k)))
+            table.add_row(plain(k), plain(_show(v, ci.get(k))))
     out.print(table)
     diag = result.get("diagnostics", {})
     out.print(
-        "  ".join(f"{k}={_cell(v)}" for k, v in diag.items() if not isinstance(v, dict | list))
+        plain(
+            "  ".join(f"{k}={_cell(v)}" for k, v in diag.items() if not isinstance(v, dict | list))
+        )
     )
     for row in result.get("budgets", []):
         out.print(
-            f"C={row['C']:.4g}: N_opt={_show(row['N_opt'], row.get('N_opt_ci'))}  "
-            f"D_opt={_show(row['D_opt'], row.get('D_opt_ci'))}"
+            plain(
+                f"C={row['C']:.4g}: N_opt={_show(row['N_opt'], row.get('N_opt_ci'))}  "
+                f"D_opt={_show(row['D_opt'], row.get('D_opt_ci'))}"
+            )
         )
     for row in result.get("optima", []):
         flag = "  (outside the sampled sizes)" if row["extrapolated"] else ""
         out.print(
-            f"C={row['C']:.4g}: N_opt={row['N_opt']:.5g}  D_opt={row['D_opt']:.5g}  "
-            f"loss={row['loss_opt']:.5g}  runs={row['n_runs']}{flag}"
+            plain(
+                f"C={row['C']:.4g}: N_opt={row['N_opt']:.5g}  D_opt={row['D_opt']:.5g}  "
+                f"loss={row['loss_opt']:.5g}  runs={row['n_runs']}{flag}"
+            )
         )
     for w in result.get("warnings", []):
-        err.print(f"[yellow]warning:[/] {w}")
+        warn(w)
     if "report" in result.get("outputs", {}):
-        out.print(f"report: {result['outputs']['report']}")
+        out.print(plain(f"report: {result['outputs']['report']}"))
 
 
 def finish(result, figures, out_dir, data, kind, title, make_figures, as_json) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, err, friendly, out, show_progress
+from fmlab.cli.app import app, emit_json, err, friendly, out, plain, say, show_progress
 from fmlab.config import validate
 from fmlab.instruments import INSTRUMENTS
 from fmlab.stats.seeds import SUFFIXES
@@ -40,7 +41,9 @@ def inspect(
     trust_remote_code: bool = typer.Option(
         False, "--trust-remote-code", help="run the model's own Python code"
     ),
-    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: all)"),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="torch threads (default: all)"
+    ),
     imports: list[str] = typer.Option([], "--import", help="module that registers an instrument"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -74,21 +77,22 @@ def inspect(
     else:
         _show(summary, f"inspect · {cfg.model} · {cfg.instrument} · {summary['status']}")
     if result.status == "failed":
-        err.print(result.summary.get("error", "").strip().splitlines()[-1:])
+        err.print(plain("".join(result.summary.get("error", "").strip().splitlines()[-1:])))
         raise typer.Exit(1)
 
 
 def _show(summary: dict, title: str) -> None:
     if summary["reused"]:
-        err.print(f"[yellow]already finished[/] (use --force to rerun): {summary['path']}")
-    table = Table(title=title)
+        say(err, "already finished", "yellow", f"(use --force to rerun): {summary['path']}")
+    table = Table(title=escape(title))
     table.add_column("metric")
     table.add_column("value")
     for key, value in summary["metrics"].items():
         if not key.endswith(SUFFIXES):
-            table.add_row(key, "–" if value is None else f"{value:.4g}")
+            shown = "–" if value is None else f"{value:.4g}" if isinstance(value, float) else value
+            table.add_row(plain(key), plain(shown))
     out.print(table)
-    out.print(f"run directory: {summary['path']}\nreport: {summary['report']}")
+    out.print(plain(f"run directory: {summary['path']}\nreport: {summary['report']}"))
 
 
 def _precheck(cfg) -> None:

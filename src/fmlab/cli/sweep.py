@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, err, fail, friendly, out, show_progress
+from fmlab.cli.app import app, emit_json, err, fail, friendly, out, plain, say, show_progress
 from fmlab.cli.executor_flags import chosen_options, with_executor_flags
 from fmlab.errors import UserInputError
 from fmlab.sweep.executors import EXECUTORS
+from fmlab.sweep.record import sweep_dir
 
 OUT = typer.Option(Path("runs"), "--out", "-o", help="runs root; sweeps live in OUT/sweeps/NAME")
 
@@ -23,12 +25,13 @@ def _spec_from_options(study: str | None, resume: str | None, out_dir: Path, o: 
     from fmlab.sweep.record import find_sweep, read_record
     from fmlab.sweep.spec import SweepSpec, parse_axes, parse_random, sweep_spec
 
-    axes_given = any(o[k] for k in ("grid", "zip", "random", "seeds", "overrides", "imports"))
+    axes_given = any(o[k] for k in ("grid", "zip", "random", "seeds", "overrides"))
     if resume is not None:
         if study is not None or axes_given:
             raise UserInputError(
                 "--resume takes the spec from sweep.json: give no STUDY, --grid, --zip, "
-                "--random, --seeds, --set or --import (or rerun the original command)"
+                "--random, --seeds or --set (or rerun the original command); --import only "
+                "the modules you trust, as on the first run (none is imported otherwise)"
             )
         directory = find_sweep(resume, out_dir)
         return SweepSpec.model_validate(read_record(directory)["spec"]), directory
@@ -60,11 +63,13 @@ def sweep(
     random: list[str] = typer.Option(
         [], "--random", help="key=uniform:lo:hi | loguniform:lo:hi | int:lo:hi | choice:a|b"
     ),
-    samples: int = typer.Option(0, "--samples", help="number of random draws"),
+    samples: int = typer.Option(0, "--samples", min=0, help="number of random draws"),
     sample_seed: int = typer.Option(0, "--sample-seed", help="seed of the random draws"),
     seeds: int | None = typer.Option(None, "--seeds", help="K seeds 0..K-1 of every point"),
     overrides: list[str] = typer.Option([], "--set", "-s", help="key=value for every point"),
-    imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
+    imports: list[str] = typer.Option(
+        [], "--import", help="module that registers the study (importing runs its code)"
+    ),
     name: str | None = typer.Option(None, "--name", help="sweep name (default STUDY-PRESET)"),
     out_dir: Path = OUT,
     resume: str | None = typer.Option(None, "--resume", help="resume a sweep (name or dir)"),
@@ -74,10 +79,10 @@ def sweep(
         "-e",
         help=f"{' | '.join(EXECUTORS.names())} (default: local if -j>1, else serial)",
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="parallel workers / SLURM array width"),
-    threads: int | None = typer.Option(None, "--threads", help="torch threads per worker"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="parallel workers / SLURM array width"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads per worker"),
     ensemble: str = typer.Option("auto", "--ensemble", help="auto | off: batch ensemble groups"),
-    ensemble_size: int | None = typer.Option(None, "--ensemble-size", help="max group size"),
+    ensemble_size: int | None = typer.Option(None, "--ensemble-size", min=1, help="max group size"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun failed runs"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="accept a changed spec"),
     lease_ttl: float = typer.Option(60.0, "--lease-ttl", help="seconds before a claim expires"),
@@ -107,8 +112,12 @@ def sweep(
         raise UserInputError(f"--ensemble {ensemble!r}: choose auto or off")
     executor = executor or ("local" if jobs > 1 else "serial")
     executor_options = chosen_options(executor, executor_flags or {})
+    if not lease_ttl > 0:
+        raise UserInputError(f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
+    if directory is None:  # a bad --name fails here, before a dry run as before a run
+        sweep_dir(out_dir, name or f"{spec.study}-{spec.preset}")
     if dry_run:
-        return _dry_run(spec, as_json)
+        return _dry_run(spec, imports, as_json)
     bar = _SweepBar(enabled=show_progress(as_json))
     try:
         with bar:
@@ -126,32 +135,31 @@ def sweep(
                 ensemble_size=ensemble_size,
                 lease_ttl=lease_ttl,
                 executor_options=executor_options,
+                imports=imports,
                 on_start=bar.start,
                 on_outcome=bar.advance,
             )
     except SweepInterrupted as stop:
         _report(stop.result, as_json)
-        err.print(
-            "[yellow]interrupted[/]: finished runs are kept; rerun the same command to finish"
-        )
+        say(err, "interrupted:", "yellow", "finished runs are kept; rerun the same command")
         raise typer.Exit(130) from None
     _report(result, as_json)
     if result.count("failed") or result.count("crashed"):
         raise typer.Exit(1)
 
 
-def _dry_run(spec: Any, as_json: bool) -> None:
+def _dry_run(spec: Any, imports: list[str], as_json: bool) -> None:
     from fmlab.sweep.spec import plan
 
-    p = plan(spec)
+    p = plan(spec, imports)
     rows = [{"run_id": pt.run_id, **pt.values} for pt in p.points]
     if as_json:
         return emit_json({"study": spec.study, "runs": rows, "duplicates": p.duplicates})
-    table = Table(title=f"{spec.study} · {len(rows)} runs (dry run)")
+    table = Table(title=escape(f"{spec.study} · {len(rows)} runs (dry run)"))
     for col in ["run_id", *p.swept_keys]:
-        table.add_column(col)
+        table.add_column(escape(col))
     for row in rows:
-        table.add_row(*[str(row.get(c, "")) for c in ["run_id", *p.swept_keys]])
+        table.add_row(*[plain(row.get(c, "")) for c in ["run_id", *p.swept_keys]])
     out.print(table)
 
 
@@ -160,15 +168,17 @@ def _report(result: Any, as_json: bool) -> None:
     if as_json:
         return emit_json(data)
     out.print(
-        f"sweep {result.directory}: {data['total']} runs · already done {data['already_done']} · "
-        f"ran {data['ran']} (completed {data['completed']}, diverged {data['diverged']}, "
-        f"failed {data['failed']}) · crashed {data['crashed']}"
+        plain(
+            f"sweep {result.directory}: {data['total']} runs · already done "
+            f"{data['already_done']} · ran {data['ran']} (completed {data['completed']}, "
+            f"diverged {data['diverged']}, failed {data['failed']}) · crashed {data['crashed']}"
+        )
     )
     for o in result.outcomes:
         if o.status in ("failed", "crashed") and o.error:
             last = o.error.strip().splitlines()[-1]
-            err.print(f"[red]{o.status}[/] {o.run_id}: {last}")
-    out.print(f"results: fmlab table {result.directory}")
+            say(err, o.status, "red", f"{o.run_id}: {last}")
+    out.print(plain(f"results: fmlab table {result.directory}"))
 
 
 class _SweepBar:
@@ -223,7 +233,7 @@ def status(
     if watch:
         s = _watch(directory, interval)
     c = s.counts
-    table = Table(title=f"sweep {s.name} · {s.study}", caption=str(s.directory))
+    table = Table(title=escape(f"sweep {s.name} · {s.study}"), caption=escape(str(s.directory)))
     for col in ("total", "done", "completed", "diverged", "running", "failed", "pending"):
         table.add_column(col, justify="right")
     values = [s.total, s.done, c["completed"], c["diverged"], c["running"], c["failed"]]
@@ -282,9 +292,14 @@ def table_(
     if long.empty:
         raise fail(f"no finished runs in {directory} yet (see `fmlab status {directory}`)", 1)
     wide = wide_table(long, keys)
-    view = Table(title=f"sweep {directory.name} · mean ± 95% CI over seeds", caption=str(directory))
+    view = Table(
+        title=escape(f"sweep {directory.name} · mean ± 95% CI over seeds"),
+        caption=escape(str(directory)),
+    )
     for col in wide.columns:  # fold long metric names rather than cut them off
-        view.add_column(str(col), justify="left" if col in keys else "right", overflow="fold")
+        view.add_column(
+            escape(str(col)), justify="left" if col in keys else "right", overflow="fold"
+        )
     for row in wide.itertuples(index=False):
-        view.add_row(*[str(v) for v in row])
+        view.add_row(*[plain(v) for v in row])
     out.print(view)

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from fmlab.contracts import CorruptFileError
 from fmlab.report.figures import close, png_bytes, save_figure
 from fmlab.stats.seeds import BY_SEED, CI_HIGH, CI_LOW, SUFFIXES
-from fmlab.store import RunData, atomic_write_bytes
+from fmlab.store import RunData, atomic_write_bytes, skip
 
 CSS = """
 body{font:14px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2329;
@@ -190,7 +191,11 @@ def write_index(run_dirs: Iterable[Path], target: Path, title: str = "fmlab repo
     target = Path(target)
     sections, total, held = [], 0, 0
     for run_dir in run_dirs:
-        run = RunData(run_dir)
+        try:
+            run = RunData(run_dir)
+        except CorruptFileError as e:
+            skip(e, "leaving it out of the index")
+            continue
         summary = run.summary or {"status": "unfinished", "claims": []}
         report = run.path / "report.html"
         link = os.path.relpath(report, target.parent) if report.exists() else None

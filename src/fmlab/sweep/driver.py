@@ -17,14 +17,15 @@ reliable resume), and uses engines only to execute. The driver
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from fmlab.config import canonical_json, flatten
-from fmlab.errors import UserInputError
-from fmlab.lease import LeaseKeeper, try_acquire
+from fmlab.errors import FmlabWarning, UserInputError
+from fmlab.lease import LeaseKeeper, current_lease, describe, try_acquire
 from fmlab.sweep.executors import Executor, make_executor
 from fmlab.sweep.ledger import DONE_STATES, RunState, fingerprint, run_state
 from fmlab.sweep.record import open_sweep, sweep_dir
@@ -152,11 +153,12 @@ def make_tasks(
 
 
 def _imports(p: SweepPlan) -> tuple[str, ...]:
-    """Modules a fresh worker imports to find the study (the spec's, and the module that
-    registered it unless that is ``__main__`` or a bundled study)."""
+    """Modules a fresh worker imports to find the study: those imported here to find it
+    (never a module merely listed in a saved spec), and the module that registered it
+    unless that is ``__main__`` or a bundled study."""
     module = getattr(p.study.run, "__module__", "") or ""
     extra = () if module in ("__main__", "") or module.startswith("fmlab.") else (module,)
-    return tuple(dict.fromkeys((*p.spec.imports, *extra)))
+    return tuple(dict.fromkeys((*p.imports, *extra)))
 
 
 def run_sweep(
@@ -175,6 +177,7 @@ def run_sweep(
     lease_ttl: float = 60.0,
     return_files: bool = False,
     executor_options: dict[str, Any] | None = None,
+    imports: Sequence[str] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> SweepResult:
@@ -184,13 +187,15 @@ def run_sweep(
     ``<study>-<preset>``); runs are stored in it as ``<study>/<run_id>/``. ``executor``
     is a registered executor's name (``serial | local | ray | slurm`` …, with its options
     in ``executor_options``) or an :class:`Executor`. ``on_start(total,
-    done)`` and ``on_outcome(run_outcome)`` drive a progress display.
+    done)`` and ``on_outcome(run_outcome)`` drive a progress display. ``imports``: the
+    modules to import to find the study (default: ``spec.imports``; a resumed sweep
+    passes only what the user named, never what its saved spec lists).
     """
     if ensemble not in ("auto", "off"):
         raise UserInputError(f"--ensemble {ensemble!r}: choose auto or off")
     if not lease_ttl > 0:
         raise UserInputError(f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
-    p = plan(spec)  # every point is validated before anything is created or started
+    p = plan(spec, imports)  # every point is validated before anything is created or started
     where = Path(directory) if directory else sweep_dir(out, name or f"{spec.study}-{spec.preset}")
     if isinstance(executor, str):
         executor = make_executor(
@@ -244,7 +249,7 @@ def _loop(
         if on_outcome:
             on_outcome(run)
 
-    first = True
+    first, last_said = True, 0.0
     while True:
         states = scan(p, Path(settings.root))
         if first:
@@ -261,6 +266,7 @@ def _loop(
         if not todo and not others:
             return
         if not todo:  # another driver holds the rest: wait for it (or for its leases to expire)
+            last_said = _say_waiting(Path(settings.root) / p.study.name, others, last_said)
             time.sleep(min(1.0, settings.lease_ttl / 4))
             continue
         tasks = make_tasks(p, todo, states, settings)
@@ -270,6 +276,31 @@ def _loop(
             for run in _record(outcome, keeper):
                 if run.status != "held":  # held: someone else runs it; look again later
                     note(run)
+
+
+WAIT_NOTE_EVERY_S = 30.0
+
+
+def _say_waiting(base: Path, run_ids: list[str], last: float) -> float:
+    """Say which runs other processes hold and when their leases expire — at once, then
+    every ``WAIT_NOTE_EVERY_S`` — so that a wait on a dead host is never silent."""
+    now = time.monotonic()
+    if last and now - last < WAIT_NOTE_EVERY_S:
+        return last
+    holders = []
+    for run_id in run_ids[:3]:
+        info = current_lease(base / run_id)
+        holders.append(f"{run_id} by {describe(info)}" if info else run_id)
+    more = f" and {len(run_ids) - 3} more" if len(run_ids) > 3 else ""
+    warnings.warn(
+        FmlabWarning(
+            f"waiting for {len(run_ids)} run(s) held by other processes: "
+            f"{'; '.join(holders)}{more}. A lease held by a dead process on another host "
+            f"expires with its TTL; break one now with `fmlab unlock {base.parent}`"
+        ),
+        stacklevel=2,
+    )
+    return now
 
 
 def _lease_for_worker(

@@ -7,13 +7,13 @@ runner); one with a live lease is *running*; anything else is *pending*.
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmlab.contracts import CorruptFileError
 from fmlab.lease import current_lease
-from fmlab.store import SUMMARY
+from fmlab.store import SUMMARY, read_summary, skip
 
 # ---- the state of a run -------------------------------------------------------------------
 
@@ -41,19 +41,36 @@ def fingerprint(run_dir: Path) -> str | None:
         crc = zlib.crc32(path.read_bytes())
     except FileNotFoundError:
         return None
+    except OSError:  # not a readable file (a directory of that name): its stat identifies it
+        st, crc = path.lstat(), 0
     return f"{st.st_ino}:{st.st_mtime_ns}:{crc:08x}"
 
 
 def run_state(run_dir: Path) -> RunState:
+    """Where a run stands. A summary that is not a valid summary counts as pending (the
+    run is redone, its files kept aside), with a warning naming it."""
     run_dir = Path(run_dir)
     mark = fingerprint(run_dir)
     if mark is not None:
         try:
-            status = json.loads((run_dir / SUMMARY).read_text()).get("status", "failed")
-        except FileNotFoundError:  # replaced between stat and read: look again
+            summary = read_summary(run_dir)
+        except CorruptFileError as e:
+            _warn_once(e)
+            return RunState(run_dir.name, "pending", mark)
+        if summary is None:  # replaced between stat and read: look again
             return run_state(run_dir)
-        return RunState(run_dir.name, status, mark)
+        return RunState(run_dir.name, summary["status"], mark)
     lease = current_lease(run_dir)
     if lease is not None and lease.live():
         return RunState(run_dir.name, "running", None, lease.owner)
     return RunState(run_dir.name, "pending")
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(error: CorruptFileError) -> None:
+    """A driver scans its ledger many times: say so once per file and process."""
+    if str(error.path) not in _warned:
+        _warned.add(str(error.path))
+        skip(error, "running it again")

@@ -12,14 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from fmlab.config import flatten
+from fmlab.contracts import CorruptFileError, SweepFile, read_json
 from fmlab.errors import UserInputError
 from fmlab.lease import create_exclusive
-from fmlab.store import atomic_write_json, json_safe
+from fmlab.store import atomic_write_json, json_safe, skip
 from fmlab.sweep.spec import SweepPlan
 from fmlab.sweep.worker import SWEEP_FILE
 from fmlab.version import __version__
@@ -30,7 +32,7 @@ class SweepChanged(UserInputError):
 
 
 def sweep_dir(out: Path | str, name: str) -> Path:
-    if not name or "/" in name or name.startswith("."):
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
         raise UserInputError(
             f"--name {name!r}: use a plain directory name (no '/', no leading '.')"
         )
@@ -53,11 +55,12 @@ def new_record(p: SweepPlan, name: str) -> dict[str, Any]:
 
 
 def read_record(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / SWEEP_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{directory} is not a sweep directory (no {SWEEP_FILE})") from None
+    """The sweep's record; a missing one is "not a sweep directory", a corrupt one a
+    CorruptFileError naming it."""
+    data = read_json(Path(directory) / SWEEP_FILE, SweepFile)
+    if data is None:
+        raise UserInputError(f"{directory} is not a sweep directory (no {SWEEP_FILE})")
+    return data
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -89,7 +92,20 @@ def open_sweep(p: SweepPlan, directory: Path, *, allow_changed: bool = False) ->
     path = directory / SWEEP_FILE
     if create_exclusive(path, json.dumps(fresh, indent=2).encode()):
         return fresh
-    old = read_record(directory)
+    try:
+        old = read_record(directory)
+    except CorruptFileError as e:
+        if not allow_changed:
+            raise CorruptFileError(
+                e.path,
+                f"{e.reason}. Pass --allow-changed to replace it with this command's "
+                "spec (finished runs that are still in the sweep are kept)",
+            ) from None
+        kept = path.with_name(f".{SWEEP_FILE}.corrupt-{uuid.uuid4().hex[:8]}")
+        os.replace(path, kept)
+        skip(e, f"replacing it (the old file is kept as {kept.name})")
+        atomic_write_json(path, fresh)
+        return fresh
     diff = changes(old, fresh)
     if not diff:
         return old

@@ -28,6 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from fmlab.catalog import get_study
 from fmlab.config import Config, ConfigError, config_hash, parse_value
 from fmlab.errors import UserInputError
+from fmlab.registry import UnknownNameError
 from fmlab.study import Study, import_modules
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -275,16 +276,31 @@ class SweepPlan:
     points: tuple[SweepPoint, ...]
     seed_key: str | None
     duplicates: int = 0
+    imports: tuple[str, ...] = ()  # the modules imported to find the study
 
     @property
     def swept_keys(self) -> list[str]:
         return [*self.spec.axes, *([self.seed_key] if self.spec.seeds else [])]
 
 
-def plan(spec: SweepSpec) -> SweepPlan:
-    """Resolve and validate every point (before anything runs)."""
-    import_modules(spec.imports)
-    study = get_study(spec.study)
+def plan(spec: SweepSpec, imports: Sequence[str] | None = None) -> SweepPlan:
+    """Resolve and validate every point (before anything runs). ``imports`` are the
+    modules to import first (default: the spec's own — pass the modules the user named
+    when the spec was read from disk, since importing runs code)."""
+    imports = tuple(spec.imports if imports is None else imports)
+    import_modules(imports)
+    try:
+        study = get_study(spec.study)
+    except UnknownNameError:
+        missing = [m for m in spec.imports if m not in imports]
+        if not missing:
+            raise
+        named = " ".join(f"--import {m}" for m in missing)
+        raise UserInputError(
+            f"study {spec.study!r} is registered by {', '.join(map(repr, missing))} (as the "
+            f"sweep's spec says); fmlab imports only the modules you name, because importing "
+            f"runs their code: add {named} if you trust it"
+        ) from None
     study.preset(spec.preset)  # an unknown preset fails here, with did-you-mean
     key = seed_key(study.config)
     if spec.seeds and key is None:
@@ -308,4 +324,4 @@ def plan(spec: SweepSpec) -> SweepPlan:
             continue
         seen.add(run_id)
         points.append(SweepPoint(values, cfg, run_id))
-    return SweepPlan(spec, study, tuple(points), key, duplicates)
+    return SweepPlan(spec, study, tuple(points), key, duplicates, imports)

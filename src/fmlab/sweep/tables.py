@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from fmlab.config import flatten
+from fmlab.contracts import CorruptFileError
 from fmlab.errors import UserInputError
 from fmlab.stats import SUFFIXES, aggregate_seeds, format_mean_ci
-from fmlab.store import read_summary
+from fmlab.store import read_summary, skip
 from fmlab.sweep.ledger import STATES, RunState, run_state
 from fmlab.sweep.record import read_record
 
@@ -81,7 +82,11 @@ def sweep_frame(directory: Path) -> pd.DataFrame:
     base = Path(directory) / record["study"]
     rows = []
     for entry in record["runs"]:
-        summary = read_summary(base / entry["run_id"])
+        try:
+            summary = read_summary(base / entry["run_id"])
+        except CorruptFileError as e:
+            skip(e)
+            continue
         if summary is None or summary.get("status") == "failed":
             continue
         row: dict[str, Any] = {"run_id": entry["run_id"], "status": summary["status"]}

@@ -136,11 +136,12 @@ def _resolve(task: Task) -> tuple[Any, list[Any]]:
 
 
 def _execute(task: Task, study: Any, cfgs: list[Any], root: Path) -> list[Any]:
+    """The runner on the task's configs; the caller already holds (or needs no) leases."""
     from fmlab.runner import execute, execute_batch
 
     if task.batch and len(cfgs) > 1:
-        return execute_batch(study, cfgs, root, preset=task.preset)
-    return [execute(study, cfg, root, preset=task.preset) for cfg in cfgs]
+        return execute_batch(study, cfgs, root, preset=task.preset, lease=False)
+    return [execute(study, cfg, root, preset=task.preset, lease=False) for cfg in cfgs]
 
 
 def _outcome(result: Any) -> RunOutcome:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from fmlab.contracts import CorruptFileError
+from fmlab.errors import FmlabWarning
 from fmlab.report import write_index, write_run_report
 from fmlab.store import Run
 
@@ -20,13 +24,22 @@ def _run(tmp_path, study="<script>alert(1)</script>", status="completed"):
     return run.path
 
 
-def test_names_and_statuses_from_disk_are_escaped(tmp_path):
-    path = _run(tmp_path, status="<b onmouseover=x>")
+def test_names_from_disk_are_escaped(tmp_path):
+    path = _run(tmp_path)
     page = write_run_report(path).read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert "<b onmouseover" not in page
     index = write_index([path], tmp_path / "index.html").read_text()
-    assert "<script>" not in index and "<b onmouseover" not in index
+    assert "<script>" not in index
+
+
+def test_a_corrupt_run_is_refused_by_name_and_left_out_of_the_index(tmp_path):
+    bad = _run(tmp_path / "a", status="<b onmouseover=x>")
+    good = _run(tmp_path / "b", study="fine")
+    with pytest.raises(CorruptFileError, match=r"summary\.json: is not a valid summary\.json"):
+        write_run_report(bad)
+    with pytest.warns(FmlabWarning, match="leaving it out of the index"):
+        index = write_index([bad, good], tmp_path / "index.html").read_text()
+    assert "fine" in index and "onmouseover" not in index
 
 
 def test_a_report_without_its_study_shows_the_runs_own_numbers(tmp_path):

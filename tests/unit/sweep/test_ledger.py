@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from fmlab.errors import FmlabWarning
 from fmlab.lease import LeaseKeeper, current_lease, host_id, try_acquire
 from fmlab.store import SUMMARY, Run, atomic_write_json
 from fmlab.sweep.ledger import run_state
@@ -127,9 +128,14 @@ def test_run_state_reads_the_ledger(tmp_path):
     lease = try_acquire(run_dir, ttl=30)
     state = run_state(run_dir)
     assert state.state == "running" and state.owner == lease.owner
-    atomic_write_json(run_dir / SUMMARY, {"status": "failed"})
+    summary = {"study": "s", "run_id": "r", "status": "failed"}
+    atomic_write_json(run_dir / SUMMARY, summary)
     failed = run_state(run_dir)
     assert failed.state == "failed" and failed.fingerprint is not None
-    atomic_write_json(run_dir / SUMMARY, {"status": "completed"})
+    atomic_write_json(run_dir / SUMMARY, summary | {"status": "completed"})
     done = run_state(run_dir)
     assert done.state == "completed" and done.fingerprint != failed.fingerprint
+    atomic_write_json(run_dir / SUMMARY, {"status": "completed"})  # not a summary: no study
+    with pytest.warns(FmlabWarning, match="is not a valid summary.json"):
+        broken = run_state(run_dir)
+    assert broken.state == "pending" and broken.fingerprint not in (None, done.fingerprint)

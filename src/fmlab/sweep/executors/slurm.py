@@ -51,6 +51,22 @@ class SlurmOptions(Config):
             raise ValueError(f"choose one of {', '.join(CLUSTERS)}")
         return value
 
+    @field_validator("extra")
+    @classmethod
+    def _sbatch_options(cls, extra: dict[str, str]) -> dict[str, str]:
+        """Refuse an sbatch option submitit does not know (before anything is submitted)."""
+        try:
+            from submitit.slurm.slurm import SlurmExecutor as _Submitit
+        except ImportError:  # checked when the executor starts (and says how to install)
+            return extra
+        known = _Submitit._valid_parameters()
+        unknown = sorted(k for k in extra if k not in known)
+        if unknown:
+            raise ValueError(
+                f"unknown sbatch option(s) {unknown}; known: {', '.join(sorted(known))}"
+            )
+        return extra
+
 
 class SlurmExecutor:
     name = "slurm"
@@ -78,7 +94,12 @@ class SlurmExecutor:
             ) from None
         self.jobs, self.cluster, self.poll_s = jobs, cluster, poll_s
         self.task_threads = threads
-        self._ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        try:
+            self._ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        except RuntimeError as e:  # e.g. no srun: not on a SLURM cluster
+            raise UserInputError(
+                f"--executor slurm: {e} (--slurm-cluster local runs the jobs here as subprocesses)"
+            ) from None
         params: dict[str, Any] = {
             "name": "fmlab-sweep",
             "timeout_min": int(time_min),
