@@ -243,5 +243,17 @@ def record(
     }
     if error is not None:
         summary["error"] = error
-    run.finish(summary)
+    try:
+        run.finish(summary)
+    except OSError as e:  # a full disk or a vanished directory: record why, if we can
+        before = f"{error}\nThen, recording that failure:\n" if error is not None else ""
+        summary |= {"status": "failed", "metrics": {}, "error": before + describe_os_error(e)}
+        summary["claims"] = evaluate_claims(study.claims, {})
+        run.finish_without_metrics(summary)  # a small file; if even this fails, it raises
     return RunResult(run.path, read_summary(run.path) or summary)
+
+
+def describe_os_error(e: OSError) -> str:
+    """``could not write runs/x/metrics.parquet: No space left on device``."""
+    where = f" {e.filename}" if e.filename else ""
+    return f"could not write the run's results{where}: {e.strerror or e}"

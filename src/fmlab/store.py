@@ -34,11 +34,21 @@ LEASE_PREFIX = ".lease-"  # .lease-<generation>: who runs this directory now (fm
 QUARANTINE = ".quarantine"  # .quarantine-<time>/: a corrupt attempt's files, kept aside
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would: mkstemp makes files owner-only
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -177,6 +187,11 @@ class Run:
         if summary.get("status") not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {summary.get('status')!r}")
         self.flush()
+        return self.finish_without_metrics(summary)
+
+    def finish_without_metrics(self, summary: Mapping[str, Any]) -> Path:
+        """Write summary.json alone (atomically): how a failure is recorded when the
+        metrics could not be written (a full disk)."""
         atomic_write_json(self.path / SUMMARY, json_safe(dict(summary)))
         return self.path / SUMMARY
 

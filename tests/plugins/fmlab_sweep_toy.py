@@ -32,6 +32,7 @@ class ToyConfig(Config):
     fail: bool = False
     die: bool = Field(False, description="the worker process exits mid-run (a crash)")
     interrupt: bool = Field(False, description="SIGINT to this process mid-run (Ctrl-C)")
+    blob: int = Field(0, ge=0, description="bytes of an artifact written mid-run (a full disk)")
 
 
 PRESETS = {"smoke": ToyConfig(), "quick": ToyConfig(steps=8), "paper": ToyConfig(steps=16)}
@@ -59,6 +60,10 @@ def body(cfg: ToyConfig, run: Run) -> dict[str, float]:
         if step == cfg.steps // 2:
             run.flush()  # a partial metrics.parquet exists while the run is unfinished
             run.save_json("halfway", {"step": step})
+            if cfg.blob:
+                from fmlab.store import atomic_write_bytes
+
+                atomic_write_bytes(run.artifacts / "blob.bin", os.urandom(cfg.blob))
             if cfg.die:
                 os._exit(3)
             if cfg.interrupt:

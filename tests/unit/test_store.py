@@ -102,3 +102,17 @@ def test_weights_are_safetensors(tmp_path):
     assert set(load_file(path)) == {"weight", "bias"}
     run.save_json("extra", {"x": [1.0, float("inf")]})
     assert json.loads((run.artifacts / "extra.json").read_text()) == {"x": [1.0, None]}
+
+
+def test_written_files_are_readable_as_the_umask_allows(tmp_path):
+    """Runs directories are often shared: results are not owner-only (mkstemp's default)."""
+    old = os.umask(0o022)
+    try:
+        import fmlab.store as store
+
+        saved, store._UMASK = store._UMASK, 0o022
+        atomic_write_bytes(tmp_path / "x.json", b"{}")
+        store._UMASK = saved
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644

@@ -45,6 +45,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def report_failure(summary: dict[str, Any], path: Any) -> typer.Exit:
+    """A failed run in one line — the exception's last line — and where its traceback is."""
+    lines = (summary.get("error") or "").strip().splitlines()
+    say(err, "failed:", "bold red", lines[-1] if lines else "(no error recorded)")
+    err.print(plain(f'  the full traceback is in {path}/summary.json ("error")'))
+    return typer.Exit(1)
+
+
 def warn(message: Any) -> None:
     say(err, "warning:", "yellow", message)
 

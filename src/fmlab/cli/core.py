@@ -11,7 +11,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, err, fail, friendly, out, plain, say, show_progress, warn
+from fmlab.cli.app import (
+    app,
+    emit_json,
+    err,
+    fail,
+    friendly,
+    out,
+    plain,
+    report_failure,
+    say,
+    show_progress,
+    warn,
+)
 from fmlab.contracts import CorruptFileError
 from fmlab.store import find_runs, is_run_dir, read_summary, skip
 
@@ -127,8 +139,7 @@ def run(
         if report:
             out.print(plain(f"report: {summary['report']}"))
     if result.status == "failed":
-        err.print(plain(result.summary.get("error", "")))
-        raise typer.Exit(1)
+        raise report_failure(result.summary, result.path)
 
 
 @app.command()

@@ -10,7 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, err, friendly, out, plain, say, show_progress
+from fmlab.cli.app import (
+    app,
+    emit_json,
+    err,
+    friendly,
+    out,
+    plain,
+    report_failure,
+    say,
+    show_progress,
+)
 from fmlab.config import validate
 from fmlab.instruments import INSTRUMENTS
 from fmlab.stats.seeds import SUFFIXES
@@ -77,8 +87,7 @@ def inspect(
     else:
         _show(summary, f"inspect · {cfg.model} · {cfg.instrument} · {summary['status']}")
     if result.status == "failed":
-        err.print(plain("".join(result.summary.get("error", "").strip().splitlines()[-1:])))
-        raise typer.Exit(1)
+        raise report_failure(result.summary, result.path)
 
 
 def _show(summary: dict, title: str) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from fmlab.stats import CI
 
-__all__ = ["FitWarning", "bootstrap_counts", "percentile_ci"]
+__all__ = ["FitWarning", "bootstrap_count_batches", "bootstrap_counts", "percentile_ci"]
+
+#: A streamed bootstrap holds at most this many (resample, point) weights at once.
+BOOT_ELEMENTS = 1 << 22
 
 
 class FitWarning(UserWarning):
@@ -23,6 +28,17 @@ def bootstrap_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.n
     draws = rng.integers(0, n, size=(n_resamples, n)) + n * np.arange(n_resamples)[:, None]
     counts = np.bincount(draws.ravel(), minlength=n * n_resamples)
     return counts.reshape(n_resamples, n).astype(float)
+
+
+def bootstrap_count_batches(
+    n: int, n_resamples: int, rng: np.random.Generator, max_elements: int = BOOT_ELEMENTS
+) -> Iterator[np.ndarray]:
+    """:func:`bootstrap_counts` in consecutive batches of resamples, each at most
+    ``max_elements`` weights (at least one resample): the same counts as one call, since
+    the generator's draws are consumed in the same order (checked in the tests)."""
+    batch = max(1, min(n_resamples, max_elements // max(n, 1)))
+    for lo in range(0, n_resamples, batch):
+        yield bootstrap_counts(n, min(batch, n_resamples - lo), rng)
 
 
 def percentile_ci(estimate: float, draws: np.ndarray, confidence: float, n: int) -> CI:

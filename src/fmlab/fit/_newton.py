@@ -21,7 +21,7 @@ starts a few iterations each and only the best-ranked to convergence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "huber_lse_gradient",
     "lse_predict",
     "minimize_huber_lse",
+    "working_memory",
 ]
 
 
@@ -73,12 +74,26 @@ def lse_predict(terms: Sequence[LSETerm], theta: np.ndarray) -> np.ndarray:
     return mx + np.log(sum(np.exp(u - mx) for u in us))
 
 
+# The work buffers of a problem hold at most this many (problem, point) pairs: with more points
+# than fit beside a full working set, the points are taken in blocks of
+# ``_BLOCK_ELEMENTS // rows`` and every sum is accumulated over the blocks. Up to 4,096 points
+# (with the default working set of 512 problems) there is one block, the whole data set.
+_BLOCK_ELEMENTS = 1 << 21
+
+
+def block_size(n: int, rows: int) -> int:
+    """Points per block for ``n`` points and a working set of ``rows`` problems."""
+    return n if rows * n <= _BLOCK_ELEMENTS else max(1, _BLOCK_ELEMENTS // rows)
+
+
 class _Problem:
     """Data, feature products and reusable work buffers for a batch of problems.
 
     Every ``(S, n)`` intermediate is written into a buffer allocated once (``out=``): fresh
     ~1 MB temporaries make glibc hand memory back to the OS and page-fault it in again on
-    every operation, which measured 5-10x slower than the arithmetic itself.
+    every operation, which measured 5-10x slower than the arithmetic itself. The buffers
+    cover at most ``_BLOCK_ELEMENTS`` (problem, point) pairs; more points are taken in
+    blocks (:func:`block_size`), so memory beyond the data itself does not grow with ``n``.
     """
 
     def __init__(self, terms: Sequence[LSETerm], y: np.ndarray, delta: float, rows: int, dtype):
@@ -100,23 +115,27 @@ class _Problem:
             for j in range(k, K)
         }
         self.sq = [fk * fk for fk in f]
-        self._buf = np.empty((K + 6, rows, n), dtype=dtype)  # K terms, 5 scratch, weights
+        size = block_size(n, rows)
+        self.blocks = [slice(lo, min(n, lo + size)) for lo in range(0, n, size)]
+        # K terms, 5 scratch, weights
+        self._buf = np.empty((K + 6, rows, min(n, size)), dtype=dtype)
 
-    def weights(self, w: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-        """Rows ``idx`` of per-problem weights (S, n), copied into a reused buffer."""
+    def _weights(self, w: np.ndarray, idx: np.ndarray | None, sl: slice) -> np.ndarray:
+        """Points ``sl`` of the weights: shared (``idx`` None), or rows ``idx`` of per-problem
+        weights (S, n) copied into a reused buffer."""
         if idx is None:
-            return w
-        out = self._buf[-1, : len(idx)]
-        np.take(w, idx, axis=0, out=out)
+            return w[:, sl]
+        out = self._buf[-1, : len(idx), : sl.stop - sl.start]
+        np.take(w[:, sl], idx, axis=0, out=out)
         return out
 
-    def _lse(self, theta: np.ndarray):
-        """Residual ``LSE - y`` (S, n), the K exp-terms and their sum (buffers, reused)."""
-        K, S = len(self.terms), theta.shape[0]
-        es = list(self._buf[:K, :S])
-        mx, tot, s1 = self._buf[K : K + 3, :S]
+    def _lse(self, theta: np.ndarray, sl: slice):
+        """Residual ``LSE - y`` (S, b), the K exp-terms and their sum (buffers, reused)."""
+        K, S, b = len(self.terms), theta.shape[0], sl.stop - sl.start
+        es = list(self._buf[:K, :S, :b])
+        mx, tot, s1 = self._buf[K : K + 3, :S, :b]
         for e, i, ft in zip(es, self.idx, self.feat_t, strict=True):
-            np.matmul(theta[:, i].astype(self.dtype), ft, out=e)
+            np.matmul(theta[:, i].astype(self.dtype), ft[:, sl], out=e)
         np.copyto(mx, es[0])
         for e in es[1:]:
             np.maximum(mx, e, out=mx)
@@ -132,13 +151,13 @@ class _Problem:
             tot += e
         np.log(tot, out=s1)
         mx += s1
-        mx -= self.y
+        mx -= self.y[sl]
         return mx, es, tot
 
     def _huber_terms(self, r, w):
         """Weighted Huber values and ``h'`` (in scratch buffers): ``h = c (r - c/2)``."""
-        K, S = len(self.terms), r.shape[0]
-        h, c = self._buf[K + 2, :S], self._buf[K + 3, :S]
+        K, S, b = len(self.terms), r.shape[0], r.shape[1]
+        h, c = self._buf[K + 2, :S, :b], self._buf[K + 3, :S, :b]
         np.clip(r, -self.delta, self.delta, out=c)  # h'(r)
         np.multiply(c, -0.5, out=h)
         h += r
@@ -146,47 +165,64 @@ class _Problem:
         h *= w
         return h, c
 
-    def objective(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
-        r, _, _ = self._lse(theta)
-        h, _ = self._huber_terms(r, w)
-        return h.sum(-1)
+    def objective(self, theta: np.ndarray, w: np.ndarray, idx=None) -> np.ndarray:
+        total = 0.0
+        for sl in self.blocks:
+            r, _, _ = self._lse(theta, sl)
+            h, _ = self._huber_terms(r, self._weights(w, idx, sl))
+            total = total + h.sum(-1)
+        return total
 
-    def derivatives(self, theta: np.ndarray, w: np.ndarray):
-        """Objective (S,), gradient (S, P), Hessian (S, P, P), Jacobi scale (S, P)."""
+    def derivatives(self, theta: np.ndarray, w: np.ndarray, idx: np.ndarray | None = None):
+        """Objective (S,), gradient (S, P), Hessian (S, P, P), Jacobi scale (S, P).
+
+        ``w``: weights shared by every problem (1, n), or per problem (S_all, n) with ``idx``
+        the rows of the problems in ``theta``.
+        """
+        fun, g, H, scale, wsum = self._block_derivatives(theta, w, idx, self.blocks[0])
+        for sl in self.blocks[1:]:
+            parts = self._block_derivatives(theta, w, idx, sl)
+            for total, part in zip((fun, g, H, scale, wsum), parts, strict=True):
+                total += part
+        scale = np.sqrt(scale / wsum)
+        return fun, g, H, np.maximum(scale, 1e-12)  # scale: RMS sensitivity of log-prediction
+
+    def _block_derivatives(self, theta, w, idx, sl):
+        """Sums over the points ``sl``: objective, gradient, Hessian, squared scale, weight."""
         S, K = theta.shape[0], len(self.terms)
-        r, ps, tot = self._lse(theta)
+        w = self._weights(w, idx, sl)
+        r, ps, tot = self._lse(theta, sl)
         h, wdh = self._huber_terms(r, w)
         fun = h.sum(-1)  # h is scratch from here on
         wdh *= w  # w h'(r)
-        c1 = self._buf[K + 4, :S]
+        c1 = self._buf[K + 4, :S, : r.shape[1]]
         np.abs(r, out=c1)
         np.less_equal(c1, self.delta, out=c1)  # h''(r): 1 inside the quadratic zone
         c1 *= w
         c1 -= wdh  # w (h'' - h'): the weight of J J^T in the Hessian
         np.reciprocal(tot, out=tot)
         for p in ps:
-            p *= tot  # softmax weights of the terms, (S, n) each
-        g, H, scale = self._assemble(ps, wdh, c1, w, h)
-        scale = np.sqrt(scale / w.sum(-1, keepdims=True))
-        return fun, g, H, np.maximum(scale, 1e-12)  # scale: RMS sensitivity of log-prediction
+            p *= tot  # softmax weights of the terms, (S, b) each
+        g, H, scale = self._assemble(ps, wdh, c1, w, h, sl)
+        return fun, g, H, scale, w.sum(-1, keepdims=True)
 
-    def _assemble(self, ps, wdh, c1, w, tmp):
+    def _assemble(self, ps, wdh, c1, w, tmp, sl):
         """Gradient, Hessian and squared scale from the per-point weights (one matmul each)."""
         S, P, K = wdh.shape[0], self.n_params, len(self.terms)
         g, H, scale = np.zeros((S, P)), np.zeros((S, P, P)), np.zeros((S, P))
         for k, ik in enumerate(self.idx):
             m = len(ik)
             np.multiply(wdh, ps[k], out=tmp)
-            g[:, ik] = tmp @ self.feat[k]
-            H[:, ik[:, None], ik[None, :]] += (tmp @ self.pair[k, k]).reshape(S, m, m)
+            g[:, ik] = tmp @ self.feat[k][sl]
+            H[:, ik[:, None], ik[None, :]] += (tmp @ self.pair[k, k][sl]).reshape(S, m, m)
             np.multiply(ps[k], ps[k], out=tmp)
             tmp *= w
-            scale[:, ik] = tmp @ self.sq[k]
+            scale[:, ik] = tmp @ self.sq[k][sl]
             for j in range(k, K):
                 il = self.idx[j]
                 np.multiply(c1, ps[k], out=tmp)
                 tmp *= ps[j]
-                block = (tmp @ self.pair[k, j]).reshape(S, m, len(il))
+                block = (tmp @ self.pair[k, j][sl]).reshape(S, m, len(il))
                 H[:, ik[:, None], il[None, :]] += block
                 if j != k:
                     H[:, il[:, None], ik[None, :]] += block.transpose(0, 2, 1)
@@ -274,7 +310,7 @@ def _step(prob: _Problem, st: _State, work: np.ndarray, w, shared: bool) -> None
     a, V, c = st.model(work)
     step, length, decrease = _trust_region_step(a, V, c, st.scale[work], st.radius[work])
     noise = prob.noise * np.abs(st.fun[work])
-    f, g, H, sc = prob.derivatives(st.theta[work] + step, prob.weights(w, None if shared else work))
+    f, g, H, sc = prob.derivatives(st.theta[work] + step, w, None if shared else work)
     actual = st.fun[work] - f
     rho = np.where(decrease > noise, actual / np.maximum(decrease, 1e-300), 1.0)
     ok = np.isfinite(f) & np.where(decrease > noise, rho > _ACCEPT, actual > -noise)
@@ -290,29 +326,31 @@ def _step(prob: _Problem, st: _State, work: np.ndarray, w, shared: bool) -> None
     st.n_iter[work] += 1
 
 
-def _run(prob: _Problem, st: _State, w, gtol_abs, max_iter: int, rows: int) -> None:
+def _run(prob: _Problem, st: _State, w, gtol_abs, max_iter: int, rows: int, report=None) -> None:
     """Iterate on a working set of at most ``rows`` problems until every problem stops.
 
     Problems that stop leave the working set and queued ones take their place, so every
     numpy call works on a full batch. Derivatives are evaluated at each trial point and kept
-    when the step is accepted: one evaluation per iteration.
+    when the step is accepted: one evaluation per iteration. ``report(k)``, if given, hears
+    how many problems have stopped, each time that number grows.
     """
     S = st.theta.shape[0]
     shared = w.shape[0] == 1  # one weight row for every problem: never copy it
-    work, queued = np.empty(0, dtype=np.int64), 0
+    work, queued, stopped = np.empty(0, dtype=np.int64), 0, 0
     while True:
         if queued < S and len(work) <= rows - rows // 4:
             new = np.arange(queued, min(S, queued + rows - len(work)))
             queued += len(new)
-            st.store(
-                new, *prob.derivatives(st.theta[new], prob.weights(w, None if shared else new))
-            )
+            st.store(new, *prob.derivatives(st.theta[new], w, None if shared else new))
             work = np.concatenate([work, new])
         done = st.gnorm[work] <= gtol_abs[work]
         st.converged[work[done]] = True
         stop = done | st.stalled[work] | (st.radius[work] < _MIN_RADIUS)
         stop |= st.n_iter[work] >= max_iter
         work = work[~stop & np.isfinite(st.fun[work])]
+        if report is not None and queued - len(work) > stopped:
+            stopped = queued - len(work)
+            report(stopped)
         if len(work) == 0:
             if queued >= S:
                 return
@@ -333,6 +371,7 @@ def minimize_huber_lse(
     chunk_size: int = 512,
     coarse_gtol: float | None = 1e-4,
     polish: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
     """Minimize ``Σ_i w_i huber(LSE_k(u_ik) - y_i, δ)`` from every row of ``theta0``.
 
@@ -349,6 +388,12 @@ def minimize_huber_lse(
     convergence and the result. ``None``: float64 throughout. ``polish=False`` stops after
     the float32 phase: objectives good to ~1e-6 relative, nothing marked converged (the
     screening of :func:`fmlab.fit._screen.minimize_screened`).
+
+    ``progress(done, total)``, if given, hears how far the run is: problems stopped, counted
+    once per phase (``total`` is ``S`` or, with a float32 phase, ``2 S``).
+
+    Memory: the data and its feature products (``n`` rows), the weights, and work buffers of
+    at most ``_BLOCK_ELEMENTS`` (problem, point) pairs; see :func:`working_memory`.
     """
     y = np.asarray(y, dtype=float)
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))  # (S, P)
@@ -357,16 +402,44 @@ def minimize_huber_lse(
     w = np.ascontiguousarray(np.broadcast_to(w, (S if w.ndim == 2 else 1, len(y))))
     gtol_abs = np.broadcast_to(gtol * delta * w.sum(-1), (S,))
     rows, st = min(S, chunk_size), _State(theta0, radius)
+    two = coarse_gtol is not None and coarse_gtol > gtol and polish
+    total = 2 * S if two else S
+
+    def report(offset: int):
+        return None if progress is None else (lambda k: progress(offset + k, total))
+
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         if coarse_gtol is not None and coarse_gtol > gtol:
             w32, coarse = w.astype(np.float32), gtol_abs * (coarse_gtol / gtol)
-            _run(_Problem(terms, y, delta, rows, np.float32), st, w32, coarse, max_iter, rows)
+            prob = _Problem(terms, y, delta, rows, np.float32)
+            _run(prob, st, w32, coarse, max_iter, rows, report(0))
+            del prob, w32
             st.converged[:], st.stalled[:] = False, False
             st.radius[st.radius < _MIN_RADIUS] = 1e-3  # collapsed on float32 noise: go on
             if not polish:
                 return BatchResult(*_result(st), np.zeros(S, dtype=bool), st.radius)
-        _run(_Problem(terms, y, delta, rows, np.float64), st, w, gtol_abs, max_iter, rows)
+        prob = _Problem(terms, y, delta, rows, np.float64)
+        _run(prob, st, w, gtol_abs, max_iter, rows, report(S if two else 0))
     return BatchResult(*_result(st), np.ones(S, dtype=bool), st.radius)
+
+
+def working_memory(
+    n: int, n_problems: int, terms: Sequence[int], *, weight_rows: int = 1, chunk_size: int = 512
+) -> int:
+    """Bytes that :func:`minimize_huber_lse` allocates, about, beyond its inputs.
+
+    ``terms``: the number of parameters of each term (Chinchilla: ``(2, 2, 1)``);
+    ``weight_rows``: 1 for shared weights, else the number of weight rows (the problems).
+    Counts the float64 data and feature products, the work buffers (at most
+    ``_BLOCK_ELEMENTS`` pairs per buffer), the weights with their float32 copy, and the
+    per-problem state (gradients, Hessians, eigenvectors).
+    """
+    rows = min(n_problems, chunk_size)
+    cols = 1 + 3 * sum(terms) + sum(a * b for i, a in enumerate(terms) for b in terms[i:])
+    buffers = (len(terms) + 6) * rows * min(n, block_size(n, rows))
+    P = sum(terms)
+    state = n_problems * (3 * P * P + 8 * P + 8)
+    return 8 * (n * cols + buffers + state) + 12 * weight_rows * n
 
 
 def _result(st: _State) -> tuple[np.ndarray, ...]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fmlab.fit._large import stage_progress
 from fmlab.fit._newton import BatchResult, LSETerm, minimize_huber_lse
 
 __all__ = ["distinct_optima", "minimize_screened"]
@@ -32,6 +33,7 @@ def minimize_screened(
     min_hits: int = 3,
     weights: np.ndarray | None = None,
     max_iter: int = 500,
+    progress: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> BatchResult:
     """Multi-start :func:`minimize_huber_lse` that runs only the promising starts to the end.
@@ -42,24 +44,29 @@ def minimize_screened(
     best objective found (or every start has finished); ``benchmarks/fit_chinchilla.py``
     compares the result with every start run to the end. ``screen_iter=0`` runs every start
     to the end. Rows set aside keep their screening state with ``finished`` False.
+    ``progress(stage, done, total)``, if given, hears how far each stage is.
     """
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
     S = theta0.shape[0]
     w = None if weights is None else np.asarray(weights, dtype=float)
     per_row = w is not None and w.ndim == 2
 
-    def run(rows: np.ndarray, start: np.ndarray, iters: int, polish: bool = True) -> BatchResult:
+    def run(rows, start, iters: int, polish: bool = True, report=None) -> BatchResult:
         rw = w[rows] if per_row else w
         return minimize_huber_lse(
-            terms, y, start, weights=rw, max_iter=iters, polish=polish, **options
+            terms, y, start, weights=rw, max_iter=iters, polish=polish, progress=report, **options
         )
 
+    def stage(name: str, lo: int, size: int, total: int):
+        return stage_progress(progress, name, lo, size, total)
+
     if screen_iter <= 0 or min_keep >= S:
-        return run(np.arange(S), theta0, max_iter)
+        return run(np.arange(S), theta0, max_iter, report=stage(f"{S} starts", 0, S, S))
     # with a float32 phase, screening stays in float32: ranking needs no more precision, and
     # a start that converged there is certified when its slice is polished
     coarse = options.get("coarse_gtol", 1e-4) is not None
-    first = run(np.arange(S), theta0, min(screen_iter, max_iter), polish=not coarse)
+    report = stage(f"screening {S} starts", 0, S, S)
+    first = run(np.arange(S), theta0, min(screen_iter, max_iter), not coarse, report)
     theta, fun, gnorm = first.theta.copy(), first.fun.copy(), first.grad_norm.copy()
     radius = first.radius.copy()
     converged, n_iter = first.converged.copy(), first.n_iter.copy()
@@ -72,7 +79,8 @@ def minimize_screened(
     size = max(math.ceil(keep * S), min_keep)
     for lo in range(0, len(order), size):
         rows = order[lo : lo + size]
-        res = run(rows, theta[rows], max_iter - screen_iter)
+        report = stage("the best starts to convergence", lo, len(rows), len(order))
+        res = run(rows, theta[rows], max_iter - screen_iter, report=report)
         theta[rows], fun[rows], gnorm[rows] = res.theta, res.fun, res.grad_norm
         converged[rows], finished[rows], radius[rows] = res.converged, True, res.radius
         n_iter[rows] += res.n_iter

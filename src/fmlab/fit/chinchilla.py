@@ -11,11 +11,12 @@ five highest-loss points) gives E ≈ 1.82, A ≈ 482, B ≈ 2085, α ≈ 0.348,
 bootstrap intervals. ``ChinchillaFit`` runs that protocol with every start optimized to a
 small gradient norm, in a batched trust-region Newton method (:mod:`fmlab.fit._newton`):
 every grid start is screened for a few iterations and the best-ranked run to convergence.
+Above ``max_points`` points the grid and the bootstrap run on a subsample and the optimum is
+polished on every point (:mod:`fmlab.fit._large`); memory is estimated and checked first.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,8 +24,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fmlab.fit._common import FitWarning, bootstrap_counts, percentile_ci
-from fmlab.fit._newton import LSETerm, huber_lse_gradient, minimize_huber_lse
+from fmlab.fit import _large
+from fmlab.fit._chinchilla_parts import (
+    Model,
+    basin_tolerance,
+    check_options,
+    edge_report,
+    grid_array,
+)
+from fmlab.fit._common import (
+    BOOT_ELEMENTS,
+    FitWarning,
+    bootstrap_count_batches,
+    bootstrap_counts,
+    percentile_ci,
+)
+from fmlab.fit._newton import huber_lse_gradient, minimize_huber_lse, working_memory
 from fmlab.fit._screen import distinct_optima, minimize_screened
 from fmlab.fit.chinchilla_law import (
     HOFFMANN_GRID,
@@ -38,88 +53,8 @@ from fmlab.stats import CI
 __all__ = ["HOFFMANN_GRID", "ChinchillaFit", "ChinchillaParams"]
 
 
-class _Model:
-    """The log-sum-exp model on centred log N and log D.
-
-    Centring (``a' = a - α·mean(log N)``) makes the intercept and the exponent nearly
-    orthogonal, which keeps the trust region round; results are mapped back.
-    """
-
-    def __init__(self, N: np.ndarray, D: np.ndarray):
-        x1, x2 = np.log(N), np.log(D)
-        self.c1, self.c2 = x1.mean(), x2.mean()
-        one = np.ones_like(x1)
-        self.terms = [
-            LSETerm((0, 3), np.stack([one, -(x1 - self.c1)], 1)),
-            LSETerm((1, 4), np.stack([one, -(x2 - self.c2)], 1)),
-            LSETerm((2,), one[:, None]),
-        ]
-        self.raw_terms = [
-            LSETerm((0, 3), np.stack([one, -x1], 1)),
-            LSETerm((1, 4), np.stack([one, -x2], 1)),
-            LSETerm((2,), one[:, None]),
-        ]
-
-    def to_internal(self, theta: np.ndarray) -> np.ndarray:
-        t = np.array(theta, dtype=float, ndmin=2)
-        t[:, 0] -= t[:, 3] * self.c1
-        t[:, 1] -= t[:, 4] * self.c2
-        return t
-
-    def from_internal(self, theta: np.ndarray) -> np.ndarray:
-        t = np.array(theta, dtype=float, ndmin=2)
-        t[:, 0] += t[:, 3] * self.c1
-        t[:, 1] += t[:, 4] * self.c2
-        return t
-
-
-def _grid_array(grid: Mapping[str, Sequence[float]]) -> np.ndarray:
-    missing = [k for k in PARAM_NAMES if k not in grid]
-    if missing:
-        raise ValueError(f"grid needs values for {missing}")
-    return np.array(list(itertools.product(*(grid[k] for k in PARAM_NAMES))), dtype=float)
-
-
-def _basin_tolerance(best: float, rtol: float, delta: float, n: float) -> float:
-    # relative, plus a floor for exact (noise-free) fits whose best objective is ~0
-    return rtol * best + 1e-10 * delta * n
-
-
-def _edge_report(grid: np.ndarray, theta_best: np.ndarray, in_basin: np.ndarray) -> str | None:
-    """Why the grid may not cover the optimum, or None.
-
-    Either the optimum lies on or outside the grid's box, or every start that reached it is
-    a grid point on the box's boundary (judged on the parameters with at least 3 grid
-    values, which have interior points): a wider grid could hold better basins.
-    """
-    lo, hi = grid.min(0), grid.max(0)
-    inside = (lo < theta_best) & (theta_best < hi)
-    outside = [k for k, ok in zip(PARAM_NAMES, inside, strict=True) if not ok]
-    if outside:
-        return f"the best fit lies on or outside the grid's range in {outside}"
-    wide = np.array([len(np.unique(col)) >= 3 for col in grid.T])
-    on_edge = ((grid == lo) | (grid == hi))[:, wide].any(1)
-    if wide.any() and in_basin.any() and on_edge[in_basin].all():
-        return "every start that reached the best fit is on the edge of the grid"
-    return None
-
-
-def _check_options(fit: ChinchillaFit) -> None:
-    """A clear error naming the option and its allowed values (not an overflow later)."""
-    rules = {
-        "delta": (fit.delta > 0, "> 0"),
-        "n_bootstrap": (fit.n_bootstrap >= 0, ">= 0"),
-        "bootstrap_starts": (fit.bootstrap_starts >= 0, ">= 0"),
-        "confidence": (0 < fit.confidence < 1, "in (0, 1)"),
-        "gtol": (fit.gtol > 0, "> 0"),
-        "max_iter": (fit.max_iter >= 1, ">= 1"),
-        "basin_rtol": (fit.basin_rtol >= 0, ">= 0"),
-        "screen_iter": (fit.screen_iter >= 0, ">= 0 (0: every start to the end)"),
-        "screen_keep": (0 < fit.screen_keep <= 1, "in (0, 1]"),
-    }
-    for name, (ok, allowed) in rules.items():
-        if not ok:
-            raise ValueError(f"ChinchillaFit: {name} must be {allowed}, got {getattr(fit, name)}")
+# Other optima of a subsample's grid that are also polished on every point.
+_POLISH_OTHERS = 3
 
 
 class ChinchillaFit:
@@ -149,12 +84,21 @@ class ChinchillaFit:
         (:func:`~fmlab.fit._screen.minimize_screened`). ``screen_iter=0``: run every start
         to convergence (Hoffmann's protocol taken literally; ~14x slower, the same optimum
         on the 28 data sets we checked).
+    max_points: above this many points (after ``exclude_top_loss``), the grid and the
+        bootstrap run on a uniform random subsample of ``max_points`` points, the best
+        optima found there are polished on every point, and the bootstrap draws are
+        rescaled by ``sqrt(max_points / n)`` (:mod:`fmlab.fit._large`); ``None``: never.
+    max_memory: refuse a fit whose estimated peak memory (:meth:`memory_estimate`) exceeds
+        this (bytes, or text such as ``"8GiB"``); default ``$FMLAB_FIT_MAX_MEMORY`` or 4 GiB.
+    progress: ``progress(stage, done, total)`` is called as the fit advances (for a display).
 
     Fitted attributes: ``params_`` (:class:`ChinchillaParams`), ``E_, A_, B_, alpha_, beta_``,
     ``theta_`` (log A, log B, log E, α, β), ``objective_``, ``grad_norm_`` (max-abs gradient
     at the optimum, in theta coordinates), ``converged_``, ``n_starts_``,
     ``n_starts_converged_``, ``n_starts_finished_`` (run to the end; see ``screen_iter``),
     ``n_in_best_basin_`` (finished starts within ``basin_rtol`` of the best), ``at_grid_edge_``,
+    ``subsample_`` (points the grid and bootstrap used, or None: all; then the grid's
+    attributes describe the subsample and ``objective_`` etc. the polished full-data fit),
     ``fit_warnings_``,
     ``starts_`` (one row per grid start), ``n_points_``, ``excluded_`` (positions dropped by
     ``exclude_top_loss``), ``a_, b_, G_`` (compute-optimal allocation), ``ci_`` (dict of
@@ -177,6 +121,9 @@ class ChinchillaFit:
         basin_rtol: float = 1e-6,
         screen_iter: int = 6,
         screen_keep: float = 0.03,
+        max_points: int | None = _large.DEFAULT_MAX_POINTS,
+        max_memory: str | float | None = None,
+        progress: _large.Progress | None = None,
     ):
         self.delta = delta
         self.grid = HOFFMANN_GRID if grid is None else grid
@@ -190,21 +137,25 @@ class ChinchillaFit:
         self.basin_rtol = basin_rtol
         self.screen_iter = screen_iter
         self.screen_keep = screen_keep
-        _check_options(self)
+        self.max_points = max_points
+        self.max_memory = max_memory
+        self.progress = progress
+        check_options(self)
 
-    def _minimize(self, model: _Model, y: np.ndarray, theta0: np.ndarray, weights=None, radius=1.0):
+    def _minimize(self, model: Model, y, theta0, weights=None, radius=1.0, **options):
         res = minimize_huber_lse(
             model.terms, y, model.to_internal(theta0), weights=weights, radius=radius,
-            **self._solver_options(),
+            **self._solver_options(), **options,
         )  # fmt: skip
         return model.from_internal(res.theta), res
 
-    def _minimize_grid(self, model: _Model, y: np.ndarray, grid: np.ndarray, weights=None):
+    def _minimize_grid(self, model: Model, y: np.ndarray, grid: np.ndarray, weights=None):
         n = len(y) if weights is None else float(np.sum(weights))
         res = minimize_screened(
             model.terms, y, model.to_internal(grid), weights=weights,
-            basin_tol=lambda best: _basin_tolerance(best, self.basin_rtol, self.delta, n),
-            screen_iter=self.screen_iter, keep=self.screen_keep, **self._solver_options(),
+            basin_tol=lambda best: basin_tolerance(best, self.basin_rtol, self.delta, n),
+            screen_iter=self.screen_iter, keep=self.screen_keep, progress=self.progress,
+            **self._solver_options(),
         )  # fmt: skip
         return model.from_internal(res.theta), res
 
@@ -223,31 +174,71 @@ class ChinchillaFit:
         keep = np.sort(order[k:])
         if len(keep) < 6:
             raise ValueError(f"need at least 6 points to fit 5 parameters, got {len(keep)}")
+        n = len(keep)
+        _large.check_memory(
+            f"ChinchillaFit on {n:,} points", self.memory_estimate(n), self.max_memory,
+            "use fewer bootstrap resamples",
+        )  # fmt: skip
         self._data = (N[keep], D[keep], np.log(loss[keep]))
-        self.n_points_ = len(keep)
-        model = _Model(N[keep], D[keep])
-        self._fit_grid(model, self._data[2])
+        self.n_points_ = n
+        model, y = Model(N[keep], D[keep]), self._data[2]
+        sub = _large.subsample(n, self.max_points, self.seed)
+        self.subsample_ = None if sub is None else len(sub)
+        if sub is None:
+            self._fit_grid(model, y)
+            self._boot_data = self._data
+            if self.n_bootstrap > 0:
+                self._fit_bootstrap(model, y, self.theta_)
+            return self
+        self._boot_data = (N[keep][sub], D[keep][sub], y[sub])
+        sub_model = Model(*self._boot_data[:2])
+        center = self._fit_grid(sub_model, y[sub], full=(model, y))
         if self.n_bootstrap > 0:
-            self._fit_bootstrap(model, self._data[2])
+            self._fit_bootstrap(sub_model, y[sub], center)
         return self
 
-    def _fit_grid(self, model: _Model, y: np.ndarray) -> None:
-        grid = _grid_array(self.grid)  # (S, 5)
+    def memory_estimate(self, n: int) -> int:
+        """Peak bytes of :meth:`fit` on ``n`` points, about (what ``max_memory`` limits)."""
+        S = int(np.prod([len(v) for v in self.grid.values()]))
+        m = n if self.max_points is None else min(n, self.max_points)
+        k = 1 + self.bootstrap_starts
+        grid = working_memory(m, S, (2, 2, 1)) + 8 * 40 * S
+        polish = working_memory(n, 1 + _POLISH_OTHERS, (2, 2, 1)) if m < n else 0
+        batch = max(1, min(self.n_bootstrap, BOOT_ELEMENTS // (m * k)))
+        boot = working_memory(m, batch * k, (2, 2, 1), weight_rows=batch * k)
+        boot += 8 * batch * m * (4 + k) + 8 * 16 * self.n_bootstrap
+        return 8 * 24 * (n + m * (m < n)) + max(grid, polish, boot if self.n_bootstrap else 0)
+
+    def _fit_grid(self, model: Model, y: np.ndarray, full=None) -> np.ndarray:
+        """The grid on ``(model, y)``; ``full``: the (model, y) of every point, on which the
+        best optima are polished. Returns the grid's best optimum."""
+        grid = grid_array(self.grid)  # (S, 5)
         theta, res = self._minimize_grid(model, y, grid)
         fun = np.where(np.isfinite(res.fun) & res.finished, res.fun, np.inf)
         best = int(np.argmin(fun))
-        tol = _basin_tolerance(fun[best], self.basin_rtol, self.delta, len(y))
+        tol = basin_tolerance(fun[best], self.basin_rtol, self.delta, len(y))
         in_basin = fun - fun[best] <= tol  # among finished starts
-        self.theta_ = theta[best]
+        self.theta_, objective, converged = theta[best], fun[best], res.converged[best]
         # where its quadratic model held (1e-3 to 0.05 on 24 synthetic sets): the bootstrap's
         # warm starts begin there, kept in [1e-3, 1] so a collapsed radius cannot stall them
         self._radius = float(np.clip(res.radius[best], 1e-3, 1.0))
+        if full is not None:
+            model, y = full
+            others = distinct_optima(theta, fun, res.converged, best, tol, _POLISH_OTHERS)
+            starts = np.vstack([theta[best][None, :], others])
+            stage = f"polishing on all {len(y):,} points"
+            report = _large.stage_progress(self.progress, stage, 0, len(starts), len(starts))
+            th, pol = self._minimize(
+                model, y, starts, radius=self._radius, coarse_gtol=None, progress=report
+            )
+            j = int(np.argmin(np.where(np.isfinite(pol.fun), pol.fun, np.inf)))
+            self.theta_, objective, converged = th[j], pol.fun[j], pol.converged[j]
         self.params_ = ChinchillaParams.from_theta(self.theta_)
         for name in ("E", "A", "B", "alpha", "beta", "a", "b", "G"):
             setattr(self, f"{name}_", getattr(self.params_, name))
-        self.objective_ = float(fun[best])
+        self.objective_ = float(objective)
         self.grad_norm_ = float(np.abs(self._gradient(model, y, self.theta_)).max())
-        self.converged_ = bool(res.converged[best])
+        self.converged_ = bool(converged)
         self.n_starts_ = len(grid)
         self.n_starts_converged_ = int(res.converged.sum())
         self.n_starts_finished_ = int(res.finished.sum())
@@ -262,9 +253,10 @@ class ChinchillaFit:
         self._other_optima = distinct_optima(
             theta, fun, res.converged, best, tol, self.bootstrap_starts
         )
-        self._warn(_edge_report(grid, self.theta_, in_basin))
+        self._warn(edge_report(grid, self.theta_, in_basin))
+        return theta[best]
 
-    def _gradient(self, model: _Model, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    def _gradient(self, model: Model, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
         return huber_lse_gradient(model.raw_terms, y, theta, delta=self.delta)
 
     def _warn(self, edge: str | None) -> None:
@@ -278,32 +270,46 @@ class ChinchillaFit:
         for m in messages:
             warnings.warn(f"ChinchillaFit: {m}", FitWarning, stacklevel=4)
 
-    def _fit_bootstrap(self, model: _Model, y: np.ndarray) -> None:
+    def _fit_bootstrap(self, model: Model, y: np.ndarray, center: np.ndarray) -> None:
+        """Refit resamples of ``y`` warm-started at ``center`` (its optimum), streamed in
+        batches of at most ``BOOT_ELEMENTS`` weights; subsampled: rescaled draws."""
         rng = np.random.default_rng(self.seed)
-        counts = bootstrap_counts(len(y), self.n_bootstrap, rng)  # (B, n)
-        starts = np.vstack([self.theta_[None, :], self._other_optima])  # (k, 5)
-        k = len(starts)
-        theta, res = self._minimize(
-            model,
-            y,
-            np.tile(starts, (len(counts), 1)),
-            weights=np.repeat(counts, k, axis=0),
-            radius=self._radius,
-        )
-        fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(-1, k)
-        pick = np.argmin(fun, axis=1)
-        rows = np.arange(len(counts)) * k + pick
-        self._bootstrap_counts = counts.astype(np.int32)
-        self.bootstrap_ = pd.DataFrame(param_columns(theta[rows]))
-        self.bootstrap_["objective"] = res.fun[rows]
-        self.bootstrap_["converged"] = res.converged[rows]
+        starts = np.vstack([center[None, :], self._other_optima])  # (k, 5)
+        k, B, parts, lo = len(starts), self.n_bootstrap, [], 0
+        stage = f"bootstrap ({B} resamples)"
+        for counts in bootstrap_count_batches(len(y), B, rng, BOOT_ELEMENTS // k):  # (b, n)
+            theta, res = self._minimize(
+                model,
+                y,
+                np.tile(starts, (len(counts), 1)),
+                weights=np.repeat(counts, k, axis=0),
+                radius=self._radius,
+                progress=_large.stage_progress(self.progress, stage, lo, len(counts), B),
+            )
+            fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(-1, k)
+            pick = np.argmin(fun, axis=1)
+            rows = np.arange(len(counts)) * k + pick
+            parts.append((theta[rows], res.fun[rows], res.converged[rows], pick))
+            lo += len(counts)
+        theta, fun, converged, pick = (np.concatenate(p) for p in zip(*parts, strict=True))
+        self._boot_theta = theta  # the refits' own optima (before any rescaling)
+        if self.subsample_ is not None:
+            theta = _large.rescaled_draws(self.theta_, center, theta, len(y), self.n_points_)
+        self.bootstrap_ = pd.DataFrame(param_columns(theta))
+        self.bootstrap_["objective"] = fun
+        self.bootstrap_["converged"] = converged
         self.bootstrap_["start"] = pick  # 0: the full-data optimum; i > 0: i-th other optimum
         self.ci_: dict[str, CI] = {
             name: percentile_ci(
-                getattr(self, f"{name}_"), self.bootstrap_[name], self.confidence, len(y)
+                getattr(self, f"{name}_"), self.bootstrap_[name], self.confidence, self.n_points_
             )
             for name in ("E", "A", "B", "alpha", "beta", "a", "b", "G")
         }
+
+    def _resample_counts(self, k: int) -> np.ndarray:
+        """The weights (k, n) of the first ``k`` bootstrap resamples, drawn again."""
+        n = len(self._boot_data[2])
+        return bootstrap_counts(n, min(k, self.n_bootstrap), np.random.default_rng(self.seed))
 
     def verify_bootstrap(self, n_check: int = 3, grid=None) -> pd.DataFrame:
         """Refit the first ``n_check`` bootstrap resamples from the whole grid.
@@ -314,12 +320,13 @@ class ChinchillaFit:
         """
         if not hasattr(self, "bootstrap_"):
             raise RuntimeError("fit with n_bootstrap > 0 first")
-        N, D, y = self._data
-        model = _Model(N, D)
-        grid = _grid_array(self.grid if grid is None else grid)
+        N, D, y = self._boot_data  # the subsample, if the bootstrap ran on one
+        model = Model(N, D)
+        grid = grid_array(self.grid if grid is None else grid)
         rows = []
+        weights = self._resample_counts(n_check)
         for i in range(min(n_check, len(self.bootstrap_))):
-            w = self._bootstrap_counts[i].astype(float)
+            w = weights[i]
             theta, res = self._minimize_grid(model, y, grid, weights=w)
             best = int(np.nanargmin(np.where(res.finished, res.fun, np.nan)))
             warm = float(self.bootstrap_["objective"].iloc[i])
@@ -335,6 +342,8 @@ class ChinchillaFit:
         return pd.DataFrame(rows)
 
     def _warm_theta(self, i: int) -> np.ndarray:
+        if self.subsample_ is not None:
+            return self._boot_theta[i]
         row = self.bootstrap_.iloc[i]
         return ChinchillaParams(row.E, row.A, row.B, row.alpha, row.beta).theta
 
@@ -373,6 +382,8 @@ class ChinchillaFit:
             "at_grid_edge": self.at_grid_edge_,
             "warnings": list(self.fit_warnings_),
         }
+        if self.subsample_ is not None:
+            out["subsample"] = self.subsample_
         if hasattr(self, "ci_"):
             out["ci"] = {k: [c.low, c.high] for k, c in self.ci_.items()}
             out["confidence"] = self.confidence

@@ -1,0 +1,52 @@
+"""Promise 2: the same config started twice at once runs once. ``fmlab run`` takes the run
+directory's lease as sweep workers do; the second process waits, says for whom, and
+reuses the first's result — beside another ``fmlab run`` or beside a running sweep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from tests.reliability.helpers import TOY, cli, starts
+
+
+def _start(args, env):
+    return subprocess.Popen(cli(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def _wait_started(marks, n=1, timeout=60):
+    deadline = time.time() + timeout
+    while len(starts(marks)) < n:
+        assert time.time() < deadline, "the first run never started"
+        time.sleep(0.02)
+
+
+def test_two_fmlab_runs_of_one_config_execute_it_once(tmp_path, toy_env):
+    env, marks = toy_env
+    args = ["run", "sweep-toy", *TOY, "--set", "sleep=3", "--out", tmp_path / "runs", "--json"]
+    first = _start(args, env)
+    _wait_started(marks)
+    second = _start(args, env)
+    out1, err1 = first.communicate(timeout=120)
+    out2, err2 = second.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, err1 + err2
+    a, b = json.loads(out1), json.loads(out2)
+    assert len(starts(marks)) == 1  # executed exactly once
+    assert a["path"] == b["path"] and not a["reused"] and b["reused"]
+    assert a["metrics"] == b["metrics"]
+    assert "is being run by pid" in err2 and "waiting for it" in err2
+
+
+def test_fmlab_run_beside_a_sweep_running_that_config_waits_for_it(tmp_path, toy_env):
+    env, marks = toy_env
+    runs = tmp_path / "runs"
+    sweep = _start(["sweep", "sweep-toy", *TOY, "--set", "sleep=3", "--out", runs], env)
+    _wait_started(marks)
+    single = _start(["run", "sweep-toy", *TOY, "--set", "sleep=3", "--out",
+                     runs / "sweeps" / "sweep-toy-smoke", "--json"], env)  # fmt: skip
+    sweep.communicate(timeout=120)
+    out, err = single.communicate(timeout=120)
+    assert sweep.returncode == 0 and single.returncode == 0, err
+    assert len(starts(marks)) == 1 and json.loads(out)["reused"]
