@@ -69,6 +69,8 @@ def parse_overrides(assignments: Iterable[str]) -> dict[str, Any]:
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    if any(not part.strip() for part in dotted.split(".")):
+        raise ConfigError(f"override key {dotted!r} has an empty part (e.g. train.lr=1e-3)")
     *parents, leaf = dotted.split(".")
     node = tree
     for part in parents:

@@ -110,12 +110,13 @@ def sweep(
     spec, directory = _spec_from_options(study, resume, out_dir, axes)
     if ensemble not in ("auto", "off"):  # checked here too: before a dry run
         raise UserInputError(f"--ensemble {ensemble!r}: choose auto or off")
-    executor = executor or ("local" if jobs > 1 else "serial")
+    if executor is None:
+        executor = "local" if jobs > 1 else "serial"
     executor_options = chosen_options(executor, executor_flags or {})
-    if not lease_ttl > 0:
-        raise UserInputError(f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
+    if not 0 < lease_ttl < float("inf"):
+        raise UserInputError(f"--lease-ttl must be a finite number > 0 seconds, got {lease_ttl}")
     if directory is None:  # a bad --name fails here, before a dry run as before a run
-        sweep_dir(out_dir, name or f"{spec.study}-{spec.preset}")
+        sweep_dir(out_dir, f"{spec.study}-{spec.preset}" if name is None else name)
     if dry_run:
         return _dry_run(spec, imports, as_json)
     bar = _SweepBar(enabled=show_progress(as_json))

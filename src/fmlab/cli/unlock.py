@@ -18,8 +18,8 @@ from fmlab.cli.app import app, emit_json, fail, friendly, out, plain
 def _leased_dirs(root: Path) -> list[Path]:
     from fmlab.store import LEASE_PREFIX
 
-    if not root.exists():
-        raise FileNotFoundError(f"{root} does not exist")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory (give a run, sweep or runs directory)")
     found = {p.parent for p in root.rglob(f"{LEASE_PREFIX}*") if p.parent.is_dir()}
     return sorted(found)
 

@@ -11,7 +11,7 @@ from fmlab.stats import CI
 __all__ = ["FitWarning", "bootstrap_count_batches", "bootstrap_counts", "percentile_ci"]
 
 #: A streamed bootstrap holds at most this many (resample, point) weights at once.
-BOOT_ELEMENTS = 1 << 22
+BOOT_ELEMENTS = 1 << 24
 
 
 class FitWarning(UserWarning):
@@ -25,8 +25,10 @@ def bootstrap_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.n
     was drawn; weights let all refits share one data matrix. Counted from ``n`` uniform
     draws per resample (4x faster than ``rng.multinomial`` for 4,000 × 240).
     """
-    draws = rng.integers(0, n, size=(n_resamples, n)) + n * np.arange(n_resamples)[:, None]
+    draws = rng.integers(0, n, size=(n_resamples, n))
+    draws += n * np.arange(n_resamples)[:, None]  # in place: one (B, n) array less at the peak
     counts = np.bincount(draws.ravel(), minlength=n * n_resamples)
+    del draws
     return counts.reshape(n_resamples, n).astype(float)
 
 

@@ -282,7 +282,7 @@ class ChinchillaFit:
                 model,
                 y,
                 np.tile(starts, (len(counts), 1)),
-                weights=np.repeat(counts, k, axis=0),
+                weights=counts if k == 1 else np.repeat(counts, k, axis=0),
                 radius=self._radius,
                 progress=_large.stage_progress(self.progress, stage, lo, len(counts), B),
             )

@@ -6,6 +6,10 @@ valley of final loss against log N; a parabola through it gives the loss-optimal
 across budgets then give the compute-optimal allocation; Hoffmann et al. report
 ``a ≈ 0.49, b ≈ 0.51``. Under the parametric law of approach 3, ``a = β / (α + β)``.
 Bootstrap CIs resample runs within each budget (the budgets are the design, not a sample).
+Many runs: the resample weights are drawn and used in batches of at most ``BOOT_ELEMENTS``
+(resample, run) pairs (the same draws as all at once); a budget with more than
+``FAST_DRAWS_ABOVE`` runs draws them as counts of uniform picks (``bootstrap_counts``), the
+same multinomial distribution at a fraction of ``rng.multinomial``'s time.
 """
 
 from __future__ import annotations
@@ -16,12 +20,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fmlab.fit._common import FitWarning, percentile_ci
+from fmlab.fit import _large
+from fmlab.fit._common import BOOT_ELEMENTS, FitWarning, bootstrap_counts, percentile_ci
 from fmlab.fit.power import fit_loglinear
 from fmlab.fit.validation import check_positive_finite
 from fmlab.stats import CI
 
 __all__ = ["IsoFlopFit"]
+
+#: Budgets with more runs than this draw their resamples with :func:`bootstrap_counts`.
+FAST_DRAWS_ABOVE = 4096
+
+
+def _resample_weights(rng: np.random.Generator, n: int, n_resamples: int):
+    """Multinomial(n, uniform) weights (b, n), ``n_resamples`` in all, in batches."""
+    batch = max(1, min(n_resamples, BOOT_ELEMENTS // n))
+    for lo in range(0, n_resamples, batch):
+        b = min(batch, n_resamples - lo)
+        if n > FAST_DRAWS_ABOVE:
+            yield bootstrap_counts(n, b, rng)
+        else:
+            yield rng.multinomial(n, np.full(n, 1 / n), size=b).astype(float)
 
 
 def _parabola_vertex(v: np.ndarray, loss: np.ndarray, w: np.ndarray):
@@ -64,12 +83,24 @@ class IsoFlopFit:
     """
 
     def __init__(
-        self, *, n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0, min_runs: int = 3
+        self,
+        *,
+        n_bootstrap: int = 2000,
+        confidence: float = 0.95,
+        seed: int = 0,
+        min_runs: int = 3,
+        max_memory: str | float | None = None,
     ):
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.seed = seed
         self.min_runs = max(3, min_runs)
+        self.max_memory = max_memory
+
+    def memory_estimate(self, n: int) -> int:
+        """Peak bytes of :meth:`fit` on ``n`` runs, about (the largest budget may hold all)."""
+        batch = min(self.n_bootstrap, max(1, BOOT_ELEMENTS // max(n, 1)))
+        return 8 * 40 * n + 24 * batch * n * (self.n_bootstrap > 0) + 8 * 40 * self.n_bootstrap
 
     def _budget_optimum(self, c: float, N: np.ndarray, loss: np.ndarray):
         """The parabola's optimum for one budget, or None (with a warning) if unusable."""
@@ -93,6 +124,8 @@ class IsoFlopFit:
     def fit(self, N: Any, loss: Any, C: Any) -> IsoFlopFit:
         arrays = check_positive_finite({"N": N, "loss": loss, "C": C})
         N, loss, budget = arrays["N"], arrays["loss"], arrays["C"]
+        n = len(N)
+        _large.check_memory(f"IsoFlopFit on {n:,} runs", self.memory_estimate(n), self.max_memory)
         self._groups: list[tuple[np.ndarray, np.ndarray, float]] = []
         rows = []
         for c in np.unique(budget):  # a loop, not a comprehension: warnings' stacklevel
@@ -120,8 +153,9 @@ class IsoFlopFit:
         rng = np.random.default_rng(self.seed)
         log_nopt = []
         for v, loss, mean in self._groups:  # resample runs within each budget
-            w = rng.multinomial(len(v), np.full(len(v), 1 / len(v)), size=self.n_bootstrap)
-            log_nopt.append(_parabola_vertex(v, loss, w.astype(float))[0] + mean)
+            batches = _resample_weights(rng, len(v), self.n_bootstrap)
+            vertex = np.concatenate([_parabola_vertex(v, loss, w)[0] for w in batches])
+            log_nopt.append(vertex + mean)
         ln = np.stack(log_nopt, 1)  # (B, J)
         a = _loglinear_rows(lc, ln)
         self.bootstrap_ = np.stack([a, 1 - a], 1)  # (B, 2); D_opt = C/(6 N_opt) ⇒ b = 1 - a

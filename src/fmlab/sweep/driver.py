@@ -193,10 +193,11 @@ def run_sweep(
     """
     if ensemble not in ("auto", "off"):
         raise UserInputError(f"--ensemble {ensemble!r}: choose auto or off")
-    if not lease_ttl > 0:
-        raise UserInputError(f"--lease-ttl must be > 0 seconds, got {lease_ttl}")
+    if not 0 < lease_ttl < float("inf"):
+        raise UserInputError(f"--lease-ttl must be a finite number > 0 seconds, got {lease_ttl}")
     p = plan(spec, imports)  # every point is validated before anything is created or started
-    where = Path(directory) if directory else sweep_dir(out, name or f"{spec.study}-{spec.preset}")
+    default = f"{spec.study}-{spec.preset}"
+    where = Path(directory) if directory else sweep_dir(out, default if name is None else name)
     if isinstance(executor, str):
         executor = make_executor(
             executor, jobs=jobs, threads=threads, directory=where, **(executor_options or {})
