@@ -121,7 +121,7 @@ def check_directory(
     if not config_file.is_file():
         raise UserInputError(f"{path} has no config.json: not a transformers model directory")
     for file in (config_file, path / "tokenizer_config.json"):
-        if not trust_remote_code and file.is_file() and "auto_map" in json.loads(file.read_text()):
+        if not trust_remote_code and file.is_file() and "auto_map" in _json_object(file):
             raise UnsafeModelError(
                 f"{file} has an 'auto_map': loading it would import and run Python code from "
                 "the model directory. fmlab never does that by default; pass "
@@ -141,6 +141,17 @@ def check_directory(
             "to safetensors once."
         )
     return "pickle (weights_only)"
+
+
+def _json_object(file: Path) -> dict[str, Any]:
+    """A model directory's JSON file as an object; anything else is one clear error."""
+    try:
+        data = json.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserInputError(f"{file} is not valid JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{file} is not a JSON object (got {type(data).__name__})")
+    return data
 
 
 def _pickle_shards(path: Path) -> list[Path]:
@@ -224,17 +235,33 @@ def load(
     fmt = check_directory(
         path, allow_unsafe_pickle=allow_unsafe_pickle, trust_remote_code=trust_remote_code
     )
-    config = transformers.AutoConfig.from_pretrained(
-        path, trust_remote_code=trust_remote_code, local_files_only=True
-    )
-    cls = _model_class(config, task)
-    kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": True}
-    with _quiet_loading(transformers):
-        if fmt == "safetensors":
-            model = cls.from_pretrained(path, use_safetensors=True, **kwargs)
-        else:
-            model = _load_via_safetensors(cls, path, read_pickle_weights(path), kwargs)
+    with _as_user_error(path):
+        config = transformers.AutoConfig.from_pretrained(
+            path, trust_remote_code=trust_remote_code, local_files_only=True
+        )
+        cls = _model_class(config, task)
+        kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": True}
+        with _quiet_loading(transformers):
+            if fmt == "safetensors":
+                model = cls.from_pretrained(path, use_safetensors=True, **kwargs)
+            else:
+                model = _load_via_safetensors(cls, path, read_pickle_weights(path), kwargs)
     return LoadedModel(model.eval(), _tokenizer(path, trust_remote_code), name, path, fmt)
+
+
+@contextmanager
+def _as_user_error(path: Path) -> Iterator[None]:
+    """Whatever transformers raises on a damaged or foreign model directory (a truncated
+    safetensors header, an unknown model_type, mismatched shapes) is one line naming it."""
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise UserInputError(
+            f"cannot load the model in {path}: {type(e).__name__}: {first}"
+        ) from None
 
 
 @contextmanager
