@@ -25,6 +25,7 @@ from pydantic import Field, SerializeAsAny, field_validator, model_validator
 from torch import Tensor, nn
 
 from fmlab.config import Config, validate
+from fmlab.limits import check_memory
 from fmlab.models.layers import MLP, HookPoint, fan_in_std, make_norm, normal_param, project
 from fmlab.models.mixers import MIXERS, MixerConfig, build_mixer
 from fmlab.models.moe import MoEConfig, build_moe
@@ -47,11 +48,11 @@ FLAT_OPTIONS: dict[str, tuple[str, str, Any]] = {
 class GPTConfig(Config):
     """Architecture only; vocabulary size and context length come from the task."""
 
-    d_model: int = Field(128, ge=1)
-    n_layers: int = Field(1, ge=1)
-    n_heads: int = Field(4, ge=1)
+    d_model: int = Field(128, ge=1, le=2**16)
+    n_layers: int = Field(1, ge=1, le=2**12)
+    n_heads: int = Field(4, ge=1, le=2**12)
     d_head: int | None = Field(None, ge=1, description="default d_model // n_heads")
-    d_mlp: int = Field(512, ge=0, description="0 = attention-only blocks")
+    d_mlp: int = Field(512, ge=0, le=2**18, description="0 = attention-only blocks")
     act: Literal["relu", "gelu"] = "relu"
     norm: Literal["layernorm", "none"] = "layernorm"
     tied_embeddings: bool = False
@@ -116,6 +117,16 @@ class GPTConfig(Config):
     @property
     def head_dim(self) -> int:
         return self.d_head or self.d_model // self.n_heads
+
+    def approx_params(self, vocab_size: int, seq_len: int) -> int:
+        """Parameters of a GPT of this config, to within a small factor and without
+        building it (for :func:`fmlab.limits.check_memory`): embeddings, four D×(H·d_head)
+        projections per block (every mixer is of that order) and the MLP or experts."""
+        D, inner = self.d_model, self.n_heads * self.head_dim
+        embed = vocab_size * D * (1 if self.tied_embeddings else 2) + seq_len * D
+        experts = 1 if self.moe is None else self.moe.n_experts
+        width = self.d_mlp if self.moe is None or self.moe.d_expert is None else self.moe.d_expert
+        return embed + self.n_layers * (4 * D * inner + 2 * D * width * experts)
 
     def run_id_view(self, data: dict[str, Any]) -> dict[str, Any]:
         """The flat layout of :data:`FLAT_OPTIONS` for the run id: ``mixer`` is the kind,
@@ -188,6 +199,12 @@ class GPT(nn.Module):
         generator: torch.Generator,
     ):
         super().__init__()
+        n = cfg.approx_params(vocab_size, seq_len)
+        check_memory(  # weights, gradients and Adam's two moments, in float32
+            f"a GPT of ~{n:,} parameters (vocabulary {vocab_size:,}, d_model {cfg.d_model}, "
+            f"{cfg.n_layers} layers) with its gradients and optimizer state",
+            16 * n,
+        )
         self.cfg, self.vocab_size, self.seq_len = cfg, vocab_size, seq_len
         D = cfg.d_model
         self.W_E = normal_param((vocab_size, D), fan_in_std(D, cfg.init_scale), generator)

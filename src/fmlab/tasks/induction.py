@@ -49,7 +49,7 @@ from fmlab.config import Config
 class InductionConfig(Config):
     """Random token sequences with one segment repeated later in the same sequence."""
 
-    vocab_size: int = Field(64, ge=2)
+    vocab_size: int = Field(64, ge=2, le=2**24)
     seq_len: int = Field(64, ge=4)
     min_segment: int = Field(8, ge=2, description="shortest repeated segment")
     max_segment: int = Field(32, ge=2, description="longest repeated segment")

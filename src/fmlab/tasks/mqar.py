@@ -29,13 +29,16 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from fmlab.config import Config
+from fmlab.limits import check_memory
 
 IGNORE = -100  # label of positions that are not queries (torch's cross-entropy default)
 _BLOCK = 4096  # examples generated at once: bounds the (examples × vocab) sampling table
 
 
 class MQARConfig(Config):
-    vocab_size: int = Field(8192, ge=4, description="V: keys from 1…V/2−1, values from V/2…V−1")
+    vocab_size: int = Field(
+        8192, ge=4, le=2**24, description="V: keys from 1…V/2−1, values from V/2…V−1"
+    )
     seq_len: int = Field(64, ge=4, description="T (even)")
     n_pairs: int = Field(4, ge=1, description="key–value pairs, each queried once")
     power_a: float = Field(0.01, gt=0, le=1, description="query-gap law ∝ a·g^(a−1); 1 = uniform")
@@ -106,6 +109,8 @@ def generate(cfg: MQARConfig, n: int, generator: torch.Generator) -> tuple[Tenso
 
 def make_data(cfg: MQARConfig) -> MQARData:
     """The deterministic train and test sets of ``cfg`` (independent streams of its seed)."""
+    rows = cfg.n_train + cfg.n_test  # inputs and labels, int64
+    check_memory(f"MQAR data of {rows:,} sequences of {cfg.seq_len}", 2 * 8 * rows * cfg.seq_len)
     train_seed, test_seed = (
         int(s.generate_state(1, dtype=np.uint64)[0] % 2**63)
         for s in np.random.SeedSequence(cfg.seed).spawn(2)
