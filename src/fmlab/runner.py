@@ -19,9 +19,12 @@ from typing import Any
 
 import torch
 
+from fmlab import checkpoint
+from fmlab.checkpoint import Policy, stop_at_checkpoints
 from fmlab.claims import evaluate_claims
 from fmlab.config import Config, config_hash
 from fmlab.contracts import CorruptFileError
+from fmlab.device import use
 from fmlab.env import env_info
 from fmlab.errors import FmlabWarning
 from fmlab.lease import DEFAULT_TTL, LeaseKeeper, current_lease, describe, try_acquire
@@ -72,6 +75,8 @@ def execute(
     reraise: bool = False,
     preset: str | None = None,
     lease: bool = True,
+    device: str | None = None,
+    checkpoints: Policy | None = None,
 ) -> RunResult:
     """Run ``cfg`` of ``study`` under ``out`` unless it already finished.
 
@@ -80,7 +85,9 @@ def execute(
     ``preset`` is recorded in the summary for reports (it is not part of the run id).
     The run directory's lease is held while it runs (``lease=False``: the caller holds
     it), so the same config started twice at once runs once: the second waits for the
-    first and reuses its result.
+    first and reuses its result. ``device`` (``auto`` by default: a GPU if there is one)
+    and ``checkpoints`` (:class:`fmlab.checkpoint.Policy`; an unfinished run resumes
+    from its loops' checkpoints) say how it executes; neither is part of the run id.
     """
     path = run_dir(study, cfg, out)
     done = reusable(path, force)
@@ -91,17 +98,25 @@ def execute(
         if done is not None:
             return done
         clear_for_rerun(path)
-        run = begin(study, cfg, out, progress)
+        run = begin(study, cfg, out, progress, checkpoints)
         started = time.perf_counter()
-        try:
-            with numerics():
+        with executing(device) as where:
+            try:
                 outcome: Mapping[str, Any] | BaseException = dict(study.run(cfg, run))
-        except Exception as e:  # recorded, not raised: a sweep goes on past a failed run
-            outcome = e
-        result = record(study, run, outcome, time.perf_counter() - started, preset)
+            except Exception as e:  # recorded, not raised: a sweep goes on past a failure
+                outcome = e
+        result = record(study, run, outcome, time.perf_counter() - started, preset, where)
     if reraise and isinstance(outcome, BaseException) and not isinstance(outcome, Diverged):
         raise outcome
     return result
+
+
+@contextmanager
+def executing(device: str | None) -> Iterator[torch.device]:
+    """Everything a run executes under: its device, CPU numerics, and stop requests that
+    let its loops save a checkpoint first (SIGTERM, SIGINT)."""
+    with use(device or "auto") as where, numerics(), stop_at_checkpoints():
+        yield where
 
 
 def execute_batch(
@@ -113,6 +128,8 @@ def execute_batch(
     progress: Any = None,
     preset: str | None = None,
     lease: bool = True,
+    device: str | None = None,
+    checkpoints: Policy | None = None,
 ) -> list[RunResult]:
     """Run several configs as one batched computation (``study.run_batch``): each still
     gets its own run directory and summary. Finished configs are skipped; without a
@@ -129,8 +146,9 @@ def execute_batch(
     if study.run_batch is None or len(todo) < 2:
         for i in todo:
             results[i] = execute(
-                study, cfgs[i], out, force=force, progress=progress, preset=preset, lease=lease
-            )
+                study, cfgs[i], out, force=force, progress=progress, preset=preset,
+                lease=lease, device=device, checkpoints=checkpoints,
+            )  # fmt: skip
         return [results[i] for i in range(len(cfgs))]
     with holding([paths[i] for i in todo], lease) as waited:
         for i in list(todo):
@@ -140,16 +158,16 @@ def execute_batch(
                 todo.remove(i)
         for i in todo:
             clear_for_rerun(paths[i])
-        runs = [begin(study, cfgs[i], out, progress) for i in todo]
+        runs = [begin(study, cfgs[i], out, progress, checkpoints) for i in todo]
         started = time.perf_counter()
-        try:
-            with numerics():
+        with executing(device) as where:
+            try:
                 outcomes = list(study.run_batch([cfgs[i] for i in todo], runs))
-        except Exception as e:  # the whole batch failed: every member records it
-            outcomes = [e] * len(todo)
+            except Exception as e:  # the whole batch failed: every member records it
+                outcomes = [e] * len(todo)
         wall = (time.perf_counter() - started) / max(len(todo), 1)  # each member's share
         for i, run, outcome in zip(todo, runs, outcomes, strict=True):
-            results[i] = record(study, run, outcome, wall, preset)
+            results[i] = record(study, run, outcome, wall, preset, where)
     return [results[i] for i in range(len(cfgs))]
 
 
@@ -205,11 +223,14 @@ def acquire_waiting(path: Path, keeper: LeaseKeeper, poll_s: float = 0.5) -> boo
     return waited
 
 
-def begin(study: Study, cfg: Config, out: Path, progress: Any = None) -> Run:
+def begin(
+    study: Study, cfg: Config, out: Path, progress: Any = None, checkpoints: Policy | None = None
+) -> Run:
     run = Run.start(
         Path(out), study.name, config_hash(study.name, cfg), cfg.model_dump(mode="json")
     )
     run.tracker = progress.track if progress is not None else None
+    run.checkpoints = checkpoints if checkpoints is not None else Policy()
     return run
 
 
@@ -219,6 +240,7 @@ def record(
     outcome: Mapping[str, Any] | BaseException,
     wall_s: float,
     preset: str | None = None,
+    device: torch.device | None = None,
 ) -> RunResult:
     """Turn a study's outcome into ``summary.json``: metrics → completed, a NaN/inf
     loss → diverged (with its step), any other exception → failed (with traceback)."""
@@ -238,7 +260,7 @@ def record(
         "config": run.config,
         "metrics": metrics,
         "claims": evaluate_claims(study.claims, metrics),
-        "env": env_info(),
+        "env": env_info(device),
         "wall_s": round(wall_s, 3),
     }
     if error is not None:
@@ -250,6 +272,7 @@ def record(
         summary |= {"status": "failed", "metrics": {}, "error": before + describe_os_error(e)}
         summary["claims"] = evaluate_claims(study.claims, {})
         run.finish_without_metrics(summary)  # a small file; if even this fails, it raises
+    checkpoint.clear(run.path)  # finished: nothing to resume
     return RunResult(run.path, read_summary(run.path) or summary)
 
 

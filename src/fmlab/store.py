@@ -14,10 +14,8 @@ real name. A run without ``summary.json`` did not finish and is simply run again
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from fmlab.atomic import atomic_write_bytes, atomic_write_json
+from fmlab.checkpoint import LoopCheckpoint, Policy
 from fmlab.config import flatten
 from fmlab.contracts import STATUSES, ConfigFile, CorruptFileError, SummaryFile, read_json
 from fmlab.errors import FmlabWarning
@@ -32,58 +32,7 @@ from fmlab.errors import FmlabWarning
 SUMMARY, CONFIG, METRICS, ARTIFACTS = "summary.json", "config.json", "metrics.parquet", "artifacts"
 LEASE_PREFIX = ".lease-"  # .lease-<generation>: who runs this directory now (fmlab.lease)
 QUARANTINE = ".quarantine"  # .quarantine-<time>/: a corrupt attempt's files, kept aside
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once: os.umask can only be read by setting it
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would: mkstemp makes files owner-only
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not supported on every platform/filesystem
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
-    atomic_write_bytes(path, text.encode())
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+CHECKPOINTS = "checkpoints"  # an unfinished run's loop checkpoints (fmlab.checkpoint)
 
 
 def json_safe(value: Any) -> Any:
@@ -119,6 +68,7 @@ class Run:
         self.config = dict(config)
         self._rows: list[dict[str, Any]] = []
         self.tracker: Tracker | None = None  # shows progress (fmlab.progress), if attached
+        self.checkpoints = Policy(enabled=False)  # the runner sets the run's policy
 
     @classmethod
     def start(cls, root: Path, study: str, run_id: str, config: Mapping[str, Any]) -> Run:
@@ -130,9 +80,9 @@ class Run:
         path = Path(root) / study / run_id
         if (path / SUMMARY).exists():
             raise FileExistsError(f"{path} has finished; remove {SUMMARY} to rerun it")
-        if path.exists():  # leftovers of a killed attempt: start clean
-            for child in path.iterdir():
-                if child.name.startswith((LEASE_PREFIX, QUARANTINE)):
+        if path.exists():  # leftovers of a killed attempt: start clean, but for its
+            for child in path.iterdir():  # leases, quarantined files and checkpoints
+                if child.name.startswith((LEASE_PREFIX, QUARANTINE)) or child.name == CHECKPOINTS:
                     continue
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         (path / ARTIFACTS).mkdir(parents=True, exist_ok=True)
@@ -155,6 +105,34 @@ class Run:
         if self.tracker is None:
             return iter(items)
         return self.tracker(items, total, label or self.study)
+
+    def checkpoint(
+        self,
+        key: str,
+        state: Callable[[], Any] | None = None,
+        restore: Callable[[Any], None] | None = None,
+        also: Iterable[Any] = (),
+    ) -> LoopCheckpoint:
+        """The checkpoint of one training loop of this run, for ``train(...,
+        checkpoint=run.checkpoint("pretrain s0"))``: ``key`` must be unique in the run and
+        the same on a rerun; ``state``/``restore`` carry a loop body's own state, if it
+        keeps any; ``also`` are other runs the body logs to (a batched loop over members
+        of several runs). :mod:`fmlab.checkpoint` states the rules."""
+        logs = [self, *(r for r in dict.fromkeys(also) if r is not self)]
+        return LoopCheckpoint(self.path / CHECKPOINTS, key, logs, self.checkpoints, state, restore)
+
+    def checkpoint_spec(self) -> tuple[str, Policy] | None:
+        """Where and when this run's loops save, for worker processes (None: they don't)."""
+        return (
+            (str(self.path / CHECKPOINTS), self.checkpoints) if self.checkpoints.enabled else None
+        )
+
+    def rows_logged(self) -> list[dict[str, Any]]:
+        return self._rows
+
+    def extend_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add rows logged before (restored from a checkpoint)."""
+        self._rows.extend(dict(r) for r in rows)
 
     def metrics_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._rows)

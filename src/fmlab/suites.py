@@ -55,21 +55,36 @@ def suite_items(name: str) -> list[SuiteItem]:
     return SUITES.get(name)()
 
 
-def run_item(item: SuiteItem, out: Path, force: bool = False, progress: Any = None) -> RunResult:
-    """Run one suite item into ``out`` and write its report."""
+def run_item(
+    item: SuiteItem,
+    out: Path,
+    force: bool = False,
+    progress: Any = None,
+    execution: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run one suite item into ``out`` and write its report; ``execution`` holds
+    ``execute``'s device and checkpoint policy."""
     from fmlab.catalog import get_study
     from fmlab.report import write_run_report
     from fmlab.runner import execute
 
     spec = get_study(item.study)
     cfg = spec.resolve(item.preset, item.overrides)
-    result = execute(spec, cfg, out, force=force, progress=progress, preset=item.preset)
+    result = execute(
+        spec, cfg, out, force=force, progress=progress, preset=item.preset, **(execution or {})
+    )
     write_run_report(result.path, spec)
     return result
 
 
 def run_parallel(
-    items: list[SuiteItem], out: Path, *, jobs: int, threads: int, force: bool = False
+    items: list[SuiteItem],
+    out: Path,
+    *,
+    jobs: int,
+    threads: int,
+    force: bool = False,
+    execution: dict[str, Any] | None = None,
 ) -> Iterator[tuple[int, RunResult]]:
     """Run the items in ``jobs`` worker processes (:class:`fmlab.parallel.ProcessPool`) of
     ``threads`` torch threads each, yielding ``(index, result)`` as each finishes. Every
@@ -78,7 +93,8 @@ def run_parallel(
     from fmlab.parallel import Done, Failed, ProcessPool
 
     with ProcessPool(jobs, threads) as pool:
-        for outcome in pool.run(run_item, [(item, out, force) for item in items]):
+        work = [(item, out, force, None, execution) for item in items]
+        for outcome in pool.run(run_item, work):
             if isinstance(outcome, Done):
                 yield outcome.index, outcome.value
             elif isinstance(outcome, Failed) and outcome.error is not None:

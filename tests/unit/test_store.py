@@ -108,7 +108,7 @@ def test_written_files_are_readable_as_the_umask_allows(tmp_path):
     """Runs directories are often shared: results are not owner-only (mkstemp's default)."""
     old = os.umask(0o022)
     try:
-        import fmlab.store as store
+        import fmlab.atomic as store
 
         saved, store._UMASK = store._UMASK, 0o022
         atomic_write_bytes(tmp_path / "x.json", b"{}")

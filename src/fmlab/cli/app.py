@@ -30,6 +30,29 @@ out = Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
 
 
+# Options that say how a run executes (none is part of its id), shared by the commands.
+DEVICE = typer.Option(
+    "auto", "--device", help="auto | cpu | cuda | cuda:N | mps (auto: a GPU if there is one)"
+)
+CHECKPOINT_EVERY = typer.Option(
+    600.0,
+    "--checkpoint-every",
+    min=0,
+    help="seconds between checkpoints of a training loop (0: at every evaluation)",
+)
+NO_CHECKPOINT = typer.Option(False, "--no-checkpoint", help="save no checkpoints (tiny runs)")
+
+
+def execution_options(device: str, checkpoint_every: float, no_checkpoint: bool) -> dict:
+    """``execute``'s device and checkpoint policy from the shared options (the device is
+    checked here, so a missing GPU is one line before anything starts)."""
+    from fmlab.checkpoint import Policy
+    from fmlab.device import resolve
+
+    resolve(device)
+    return {"device": device, "checkpoints": Policy(not no_checkpoint, checkpoint_every)}
+
+
 def plain(value: Any) -> Text:
     """``value`` as literal text for a rich table cell or print (never markup)."""
     return Text(str(value))

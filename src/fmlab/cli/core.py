@@ -12,9 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from fmlab.cli.app import (
+    CHECKPOINT_EVERY,
+    DEVICE,
+    NO_CHECKPOINT,
     app,
     emit_json,
     err,
+    execution_options,
     fail,
     friendly,
     out,
@@ -109,9 +113,13 @@ def run(
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
     imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
+    device: str = DEVICE,
+    checkpoint_every: float = CHECKPOINT_EVERY,
+    no_checkpoint: bool = NO_CHECKPOINT,
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """Run one study with a preset and overrides; print its claims."""
+    """Run one study with a preset and overrides; print its claims. A killed or stopped
+    run (Ctrl-C, SIGTERM) resumes from its checkpoints when the same command is rerun."""
     from fmlab.catalog import get_study
     from fmlab.progress import Progress
     from fmlab.report import write_run_report
@@ -121,11 +129,12 @@ def run(
     import_modules(imports)
     spec = get_study(study)
     cfg = spec.resolve(preset, overrides)
+    how = execution_options(device, checkpoint_every, no_checkpoint)
     if threads:
         torch.set_num_threads(threads)
     progress = Progress(err) if show_progress(as_json) else nullcontext()
     with progress as bars:
-        result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=preset)
+        result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=preset, **how)
     if report:
         result.summary["report"] = str(write_run_report(result.path, spec))
     summary = {**result.summary, "path": str(result.path), "reused": result.reused}
@@ -255,6 +264,9 @@ def reproduce(
         min=1,
         help="studies run at once (default: one per core, at most one each)",
     ),
+    device: str = DEVICE,
+    checkpoint_every: float = CHECKPOINT_EVERY,
+    no_checkpoint: bool = NO_CHECKPOINT,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a suite of studies and write one HTML index of their reports."""
@@ -264,6 +276,7 @@ def reproduce(
     from fmlab.sweep.executors import available_cores, plan_threads
 
     items = suite_items(suite)
+    how = execution_options(device, checkpoint_every, no_checkpoint)
     jobs = jobs if jobs is not None else max(1, min(len(items), available_cores()))
     threads = plan_threads(jobs, None)
     done: dict[int, Any] = {}
@@ -273,14 +286,17 @@ def reproduce(
             for i, item in enumerate(items):
                 if not as_json:
                     say(err, item.study, "bold", f"· preset {item.preset}")
-                done[i] = run_item(item, out_dir, force=force, progress=bars)
+                done[i] = run_item(item, out_dir, force, bars, how)
     else:
         if not as_json:
             names = ", ".join(f"{i.study} ({i.preset})" for i in items)
             err.print(plain(f"running {names} in {jobs} processes × {threads} torch threads"))
         progress = Progress(err) if show_progress(as_json) else nullcontext()
         with progress as bars, _suite_bar(bars, suite, len(items)) as advance:
-            for i, result in run_parallel(items, out_dir, jobs=jobs, threads=threads, force=force):
+            parallel = run_parallel(
+                items, out_dir, jobs=jobs, threads=threads, force=force, execution=how
+            )
+            for i, result in parallel:
                 done[i] = result
                 advance(None)
                 if not as_json:

@@ -62,7 +62,7 @@ class FourierSpectrum:
 
 def embedding_spectrum(W_E: Tensor, p: int) -> FourierSpectrum:
     """Spectrum of the embeddings of tokens 0 … p−1 (rows of ``W_E``, shape (≥p, D))."""
-    coeffs = fourier_basis(p) @ W_E[:p].detach().to(torch.float64)  # (p, D)
+    coeffs = fourier_basis(p) @ W_E[:p].detach().to("cpu", torch.float64)  # (p, D)
     row_energy = (coeffs**2).sum(dim=1)  # (p,)
     energy = [float(row_energy[1:3].sum())]  # rows 1, 2: cos_1, sin_1
     for k in range(2, p // 2 + 1):

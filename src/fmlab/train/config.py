@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fmlab.config import Config
+from fmlab.config import Config, added_field
 
 
 class GrokfastConfig(Config):
@@ -29,6 +29,10 @@ class TrainConfig(Config):
     grad_clip: float | None = Field(None, gt=0)
     eval_every: int = Field(100, ge=1)
     grokfast: GrokfastConfig | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = added_field(
+        "fp32", "autocast the forward and loss to bf16/fp16 (fp16 with a gradient scaler)"
+    )
+    tf32: bool = added_field(False, "allow TF32 matmuls on CUDA (faster, ~1e-3 relative error)")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -27,7 +27,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from fmlab.checkpoint import LoopCheckpoint
+from fmlab.device import place
 from fmlab.train.config import TrainConfig
+from fmlab.train.loop import save_if_due, skip_batches
 from fmlab.train.schedule import lr_at
 
 # Keys that may differ between members; everything else in TrainConfig must agree.
@@ -98,7 +101,7 @@ class BatchedAdamW:
 
     def _per_member(self, values: Sequence[float], like: Tensor) -> Tensor:
         shape = (len(values),) + (1,) * (like.dim() - 1)
-        return torch.tensor(values, dtype=torch.float64).to(like.dtype).view(shape)
+        return torch.tensor(values, dtype=torch.float64).to(like.device, like.dtype).view(shape)
 
     @torch.no_grad()
     def step(self, lrs: Sequence[float]) -> None:
@@ -139,27 +142,61 @@ def train_ensemble(
     loss_fn: Callable[[Callable[..., Tensor], Any], Tensor],
     batches: Iterator[Any],
     cfgs: Sequence[TrainConfig],
+    *,
+    checkpoint: LoopCheckpoint | None = None,
 ) -> Iterator[tuple[int, list[dict[str, float]]]]:
     """The ensemble counterpart of :func:`fmlab.train.train`: same yields, one metrics
     dict per member. A member whose loss turns NaN/inf is frozen and reports
-    ``diverged_at_step``; the others train on."""
+    ``diverged_at_step``; the others train on. Batches are moved to the ensemble's
+    device; a ``checkpoint`` saves and resumes the loop as :func:`~fmlab.train.train`
+    does."""
     if len(cfgs) != ensemble.size:
         raise ValueError(f"{len(cfgs)} configs for an ensemble of {ensemble.size}")
     check_member_configs(cfgs)
     cfg, K = cfgs[0], ensemble.size
     params = list(ensemble.params.values())
+    device = params[0].device if params else torch.device("cpu")
     optimizer = BatchedAdamW(params, cfgs)
-    lamb = torch.tensor([c.grokfast.lamb if c.grokfast else 0.0 for c in cfgs])
+    lamb = torch.tensor([c.grokfast.lamb if c.grokfast else 0.0 for c in cfgs], device=device)
     alpha = next((c.grokfast.alpha for c in cfgs if c.grokfast), None)
     ema: list[Tensor] | None = None
-    alive = torch.ones(K, dtype=torch.bool)
+    alive = torch.ones(K, dtype=torch.bool, device=device)
     diverged: dict[int, int] = {}
-    yield 0, [{"lr": lr_at(c, 0)} for c in cfgs]
-    loss_sum, n_losses = torch.zeros(K, dtype=torch.float64), 0
-    grad_norms = None
-    for step in range(1, cfg.steps + 1):
+    grad_norms, drawn, start = None, 0, 0
+
+    def state() -> tuple[dict[str, Any], dict[str, Any]]:
+        tensors = {"params": ensemble.params, "m": optimizer.m, "v": optimizer.v, "alive": alive}
+        if ema is not None:
+            tensors["ema"] = ema
+        scalars = {"step_count": optimizer.step_count, "diverged": diverged}
+        return tensors, scalars
+
+    saved = checkpoint.begin() if checkpoint is not None else None
+    if saved is not None:
+        with torch.no_grad():
+            for name, p in ensemble.params.items():
+                p.copy_(saved.tensors["params"][name])
+            for mine, theirs in (
+                (optimizer.m, saved.tensors["m"]),
+                (optimizer.v, saved.tensors["v"]),
+            ):
+                for a, b in zip(mine, theirs, strict=True):
+                    a.copy_(b)
+        alive = saved.tensors["alive"].to(device)
+        ema = [e.to(device) for e in saved.tensors["ema"]] if "ema" in saved.tensors else None
+        optimizer.step_count = saved.scalars["step_count"]
+        diverged = {int(k): v for k, v in saved.scalars["diverged"].items()}
+        drawn = skip_batches(batches, saved.batches_drawn)
+        start, item = saved.item[0], saved.item
+    else:
+        item = (0, [{"lr": lr_at(c, 0)} for c in cfgs])
+        save_if_due(checkpoint, item, state, drawn, last=cfg.steps == 0)
+    yield item
+    loss_sum, n_losses = torch.zeros(K, dtype=torch.float64, device=device), 0
+    for step in range(start + 1, cfg.steps + 1):
         lrs = [lr_at(c, step - 1) if alive[k] else 0.0 for k, c in enumerate(cfgs)]
-        losses = loss_fn(ensemble, next(batches))  # (K,)
+        losses = loss_fn(ensemble, place(next(batches), device))  # (K,)
+        drawn += 1
         finite = torch.isfinite(losses.detach())
         for k in torch.nonzero(alive & ~finite).flatten().tolist():
             diverged[k] = step - 1
@@ -178,8 +215,10 @@ def train_ensemble(
         loss_sum += torch.where(alive, losses.detach().double(), 0.0)
         n_losses += 1
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            yield step, _report(loss_sum / n_losses, lrs, grad_norms, diverged)
-            loss_sum, n_losses = torch.zeros(K, dtype=torch.float64), 0
+            item = (step, _report(loss_sum / n_losses, lrs, grad_norms, diverged))
+            loss_sum, n_losses = torch.zeros(K, dtype=torch.float64, device=device), 0
+            save_if_due(checkpoint, item, state, drawn, last=step == cfg.steps)
+            yield item
 
 
 def _grokfast(grads: list[Tensor], ema: list[Tensor] | None, alpha: float, lamb: Tensor):

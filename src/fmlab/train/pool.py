@@ -14,21 +14,42 @@ replays it with :meth:`CurveLog.replay_into` in the jobs' order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
+from fmlab.checkpoint import LoopCheckpoint, Policy
 from fmlab.store import Run, RunLog
 
 T = TypeVar("T")
 
 
-def _worker_init() -> None:
+# The checkpoint directory and policy of the run whose jobs this process executes (set
+# by pool_map, in the parent or in a worker), for jobs that save their own loops.
+_JOB_CHECKPOINTS: tuple[str, Policy] | None = None
+
+
+def _worker_init(device: str, checkpoints: tuple[str, Policy] | None) -> None:
     import torch
 
+    from fmlab.device import _current, resolve
     from fmlab.train.memory import keep_freed_memory
 
+    global _JOB_CHECKPOINTS
     torch.set_flush_denormal(True)  # as fmlab.runner.numerics() does in the parent
     keep_freed_memory()
+    _current.set(resolve(device))  # the parent run's device
+    _JOB_CHECKPOINTS = checkpoints
+
+
+def job_checkpoint(key: str, state=None, restore=None) -> LoopCheckpoint | None:
+    """A checkpoint for a loop inside a ``pool_map`` job that logs no rows (it returns its
+    results): saved into the parent run's checkpoint directory."""
+    if _JOB_CHECKPOINTS is None:
+        return None
+    directory, policy = _JOB_CHECKPOINTS
+    return LoopCheckpoint(Path(directory), key, [], policy, state, restore)
 
 
 def pool_map(
@@ -47,16 +68,24 @@ def pool_map(
     progress bar counting finished jobs. ``fn`` and the jobs must be picklable (a
     module-level function and plain values or configs). A job that raises raises here.
     """
+    from fmlab.device import current
     from fmlab.parallel import Crashed, Done, ProcessPool
 
+    global _JOB_CHECKPOINTS
     order = sorted(range(len(jobs)), key=lambda i: -cost(jobs[i])) if cost else range(len(jobs))
     order = list(order)
     results: dict[int, T] = {}
+    spec = run.checkpoint_spec() if hasattr(run, "checkpoint_spec") else None
     if workers <= 1 or len(jobs) <= 1:
-        for i in _tracked(order, len(jobs), run, label):
-            results[i] = fn(*jobs[i])
+        _JOB_CHECKPOINTS = spec
+        try:
+            for i in _tracked(order, len(jobs), run, label):
+                results[i] = fn(*jobs[i])
+        finally:
+            _JOB_CHECKPOINTS = None
         return [results[i] for i in range(len(jobs))]
-    with ProcessPool(min(workers, len(jobs)), threads=1, init=_worker_init) as pool:
+    init = functools.partial(_worker_init, str(current()), spec)
+    with ProcessPool(min(workers, len(jobs)), threads=1, init=init) as pool:
         outcomes = pool.run(fn, [jobs[i] for i in order])
         for outcome in _tracked(outcomes, len(jobs), run, label):
             job = order[outcome.index]
@@ -81,14 +110,28 @@ class CurveLog:
     (``track`` passes items through) so that the parent can replay them into its run."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, dict[str, float], dict[str, Any]]] = []
+        self.rows: list[dict[str, Any]] = []
+        self._checkpoints = _JOB_CHECKPOINTS  # the parent run's (directory, policy)
 
     def log(self, step: int, metrics: Mapping[str, float], **tags: Any) -> None:
-        self.rows.append((int(step), {k: float(v) for k, v in metrics.items()}, tags))
+        for name, value in metrics.items():
+            self.rows.append({"step": int(step), "name": name, "value": float(value), **tags})
 
     def track(self, items: Iterable[Any], total: int, label: str = "") -> Iterator[Any]:
         return iter(items)
 
+    def checkpoint(self, key: str, state=None, restore=None) -> LoopCheckpoint | None:
+        """As :meth:`fmlab.store.Run.checkpoint`: the worker saves into the parent run."""
+        if self._checkpoints is None:
+            return None
+        directory, policy = self._checkpoints
+        return LoopCheckpoint(Path(directory), key, [self], policy, state, restore)
+
+    def rows_logged(self) -> list[dict[str, Any]]:
+        return self.rows
+
+    def extend_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows.extend(dict(r) for r in rows)
+
     def replay_into(self, run: Run) -> None:
-        for step, metrics, tags in self.rows:
-            run.log(step, metrics, **tags)
+        run.extend_rows(self.rows)

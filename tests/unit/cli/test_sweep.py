@@ -83,7 +83,7 @@ def test_dry_run_lists_the_runs_and_starts_nothing(toy, tmp_path):
         (["--executor", "serial", "-j", "2"], ["serial executor runs one job"]),
         (["-j", "2", "--threads", "64"], ["exceeds the", "cores"]),
         (["--ensemble", "maybe"], ["--ensemble 'maybe'"]),
-        (["--lease-ttl", "0"], ["--lease-ttl must be > 0"]),
+        (["--lease-ttl", "0"], ["--lease-ttl must be a finite number > 0"]),
         (["--ray-return"], ["--ray-return applies to --executor ray"]),
         (["--executor", "mpi"], ["unknown executor 'mpi'"]),
         (["--executor", "slurm", "--slurm-opt", "oops"], ["--slurm-opt 'oops'", "key=value"]),

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from fmlab.claims import Claim
 from fmlab.config import Config
+from fmlab.device import place
 from fmlab.models import GPTConfig
 from fmlab.stats import over_seed_rows, over_seeds
 from fmlab.store import Run
@@ -148,7 +149,7 @@ def members_of(cfg: GrokkingConfig, run: Run) -> list[Member]:
 
 def run_batch(cfgs: list[GrokkingConfig], runs: list[Run]) -> list[object]:
     """Several runs that differ only in seeds / lr / weight decay, trained as one batch."""
-    data = make_data(cfgs[0].task)
+    data = place(make_data(cfgs[0].task))
     groups = [members_of(cfg, run) for cfg, run in zip(cfgs, runs, strict=True)]
     flat = [m for g in groups for m in g]
     results = train_members(cfgs[0], data, flat, batched=True)
@@ -177,7 +178,7 @@ def run_batch(cfgs: list[GrokkingConfig], runs: list[Run]) -> list[object]:
     ensemble_keys=("seeds", "train.lr", "train.weight_decay"),
 )
 def run(cfg: GrokkingConfig, run: Run) -> dict[str, object]:
-    data = make_data(cfg.task)
+    data = place(make_data(cfg.task))
     members = members_of(cfg, run)
     results = train_members(cfg, data, members, batched=cfg.batched)
     metrics = summarize(cfg, results, [m.variant for m in members])

@@ -9,6 +9,7 @@ summary are the same as if it had been trained alone (to float rounding).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fmlab.device import place
 from fmlab.measure.fourier import embedding_spectrum
 from fmlab.models import GPT
 from fmlab.store import Run
@@ -97,7 +99,7 @@ def weight_stats(state: dict[str, torch.Tensor], p: int, k_top: int) -> dict[str
 def build(model_cfg, data: ModularData, seed: int) -> tuple[GPT, torch.Generator]:
     gen = torch.Generator().manual_seed(seed)
     model = GPT(model_cfg, vocab_size=data.vocab_size, seq_len=data.seq_len, generator=gen)
-    return model, gen
+    return place(model), gen
 
 
 def train_members(
@@ -147,9 +149,37 @@ def _log(member: Member, tracker: Tracker, step: int, metrics: dict[str, float])
     return tracker.update(step, metrics)
 
 
+def _tracking(trackers: Sequence[Tracker], finals: list | None = None):
+    """``state``/``restore`` of a loop body that updates ``trackers`` (and ``finals``)."""
+
+    def state() -> dict[str, Any]:
+        kept = None if finals is None else [_final_state(f) for f in finals]
+        return {"trackers": [dataclasses.asdict(t) for t in trackers], "finals": kept}
+
+    def restore(saved: dict[str, Any]) -> None:
+        for tracker, fields in zip(trackers, saved["trackers"], strict=True):
+            for name, value in fields.items():
+                setattr(tracker, name, value)
+        if finals is not None:
+            finals[:] = [_final_from(f) for f in saved["finals"]]
+
+    return {"state": state, "restore": restore}
+
+
+def _final_state(final: Any) -> Any:
+    return {"diverged": final.step} if isinstance(final, Diverged) else final
+
+
+def _final_from(saved: Any) -> Any:
+    if isinstance(saved, dict) and set(saved) == {"diverged"}:
+        return Diverged(saved["diverged"], float("nan"))
+    return saved
+
+
 def _train_one(cfg, data, member: Member, model: GPT, batches, tracker: Tracker):
-    loop = train(model, loss_fn, batches, member.train)
     label = f"{member.variant} s{member.seed}"
+    ckpt = member.run.checkpoint(label, **_tracking([tracker]))
+    loop = train(model, loss_fn, batches, member.train, checkpoint=ckpt)
     try:
         for step, metrics in member.run.track(loop, member.train.steps, label):
             metrics |= evaluate(lambda x: model(x, last_only=True)[None, :, -1], data)[0]
@@ -166,9 +196,14 @@ def _train_batched(cfg, data, members, models, batch_iters, trackers) -> list[di
     stacked = (
         tuple(torch.stack(t) for t in zip(*b, strict=True)) for b in zip(*batch_iters, strict=False)
     )
-    loop = train_ensemble(ensemble, ensemble_loss, stacked, [m.train for m in members])
-    finals: list[dict | None] = [None] * len(members)
+    finals: list[dict | Diverged | None] = [None] * len(members)
     label = f"{len(members)} models batched"
+    who = ",".join(f"{m.run.run_id}/{m.variant}/s{m.seed}" for m in members)
+    ckpt = members[0].run.checkpoint(
+        f"batched {who}", also=[m.run for m in members], **_tracking(trackers, finals)
+    )
+    cfgs = [m.train for m in members]
+    loop = train_ensemble(ensemble, ensemble_loss, stacked, cfgs, checkpoint=ckpt)
     for step, per_member in members[0].run.track(loop, members[0].train.steps, label):
         evals = evaluate(lambda x: ensemble(x, last_only=True)[:, :, -1], data)
         for k, (member, tracker) in enumerate(zip(members, trackers, strict=True)):

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from fmlab.device import device_of, place
 from fmlab.stats import bootstrap_ci, holm_bonferroni, paired_bootstrap, permutation_test
 from fmlab.tasks.icl import ICLBatch
 from fmlab.tasks.icl_baselines import BASELINES, lasso, normalized_squared_error
@@ -31,8 +32,11 @@ def model_errors(model: torch.nn.Module, prompts: ICLBatch) -> np.ndarray:
     """The model's normalized squared errors ``(n_prompts, n_points)`` (float64)."""
     was_training = model.training
     model.eval()
+    device = device_of(model)
     preds = [
-        model(prompts.xs[i : i + EVAL_CHUNK], prompts.ys[i : i + EVAL_CHUNK])
+        model(
+            *place((prompts.xs[i : i + EVAL_CHUNK], prompts.ys[i : i + EVAL_CHUNK]), device)
+        ).cpu()
         for i in range(0, prompts.batch_size, EVAL_CHUNK)
     ]
     model.train(was_training)

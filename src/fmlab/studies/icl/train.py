@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fmlab.device import place
 from fmlab.models.readout import ReadoutGPT
 from fmlab.stats.seeds import CI_HIGH, CI_LOW
 from fmlab.store import Run
@@ -69,11 +70,13 @@ def train_model(cfg: Any, task: ICLTaskConfig, train_cfg: TrainConfig, run: Run)
     model = ReadoutGPT(
         cfg.model, n_dims=task.n_dims, n_points=task.n_points, generator=gen, mark_y=cfg.mark_y
     )
+    place(model)
     batch_size = train_cfg.batch_size or 64
     batches = prompt_batches(task, batch_size, gen)
     probe = eval_prompts(task, cfg.n_monitor_prompts, cfg.eval_seed + 1)
     start, cpu = time.perf_counter(), time.process_time()
-    loop = train(model, loss_fn, batches, train_cfg)
+    checkpoint = run.checkpoint(f"train {task.function_class}")
+    loop = train(model, loss_fn, batches, train_cfg, checkpoint=checkpoint)
     for step, metrics in run.track(loop, train_cfg.steps, task.function_class):
         dims, points = curriculum_state(task, step)
         metrics |= monitor(model, probe) | {"dims_active": dims, "points_active": points}

@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 from fmlab.claims import Claim
 from fmlab.config import Config
+from fmlab.device import place
 from fmlab.models import GPTConfig
 from fmlab.store import Run
 from fmlab.studies.induction_heads.figures import figures
@@ -184,7 +185,7 @@ CLAIMS = (
     },
 )
 def run(cfg: InductionStudyConfig, run: Run) -> dict[str, Any]:
-    probes = make_probes(cfg)
+    probes = place(make_probes(cfg))
     trained = [
         train_model(cfg, n_layers, seed, probes, run)
         for n_layers in sorted(cfg.layers, reverse=True)

@@ -9,6 +9,7 @@ and on repeated random sequences (prefix-matching score of every head, read from
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fmlab.config import apply_overrides
+from fmlab.device import place
 from fmlab.hooks import capture
 from fmlab.models import GPT
 from fmlab.store import Run
@@ -98,7 +100,7 @@ def prefix_scores(model: GPT, repeated: Tensor, half: int) -> np.ndarray:
     """Prefix-matching score of every head, ``(n_layers, n_heads)``."""
     sites = [f"blocks.{i}.attn.pattern" for i in range(len(model.blocks))]
     patterns = capture(model, repeated, sites)
-    return np.stack([prefix_matching_score(patterns[s], half).numpy() for s in sites])
+    return np.stack([prefix_matching_score(patterns[s], half).cpu().numpy() for s in sites])
 
 
 def evaluate(model: GPT, probes: Probes) -> dict[str, float]:
@@ -135,11 +137,16 @@ def train_model(cfg: Any, n_layers: int, seed: int, probes: Probes, run: Run) ->
     task = cfg.task
     model_cfg = apply_overrides(cfg.model, {"n_layers": n_layers})
     gen = torch.Generator().manual_seed(seed)
-    model = GPT(model_cfg, vocab_size=task.vocab_size, seq_len=task.seq_len, generator=gen)
+    model = place(GPT(model_cfg, vocab_size=task.vocab_size, seq_len=task.seq_len, generator=gen))
     batches = token_batches(task, cfg.train.batch_size or 64, gen)
     history = History()
     start, cpu = time.perf_counter(), time.process_time()
-    loop = train(model, loss_fn, batches, cfg.train)
+    checkpoint = run.checkpoint(
+        f"{n_layers}L s{seed}",
+        state=lambda: dataclasses.asdict(history),
+        restore=lambda saved: vars(history).update(saved),
+    )
+    loop = train(model, loss_fn, batches, cfg.train, checkpoint=checkpoint)
     for step, metrics in run.track(loop, cfg.train.steps, f"{n_layers}L s{seed}"):
         metrics |= evaluate(model, probes)
         run.log(step, metrics, seed=seed, n_layers=n_layers)

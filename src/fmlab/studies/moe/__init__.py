@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 
 from fmlab.claims import Claim
 from fmlab.config import Config
+from fmlab.device import place
 from fmlab.models import GPTConfig
 from fmlab.models.moe import MoEConfig
 from fmlab.stats import over_seeds
@@ -204,7 +205,7 @@ def summarise(cfg: MoEStudyConfig, results: list[VariantResult]) -> dict[str, An
 )
 def run(cfg: MoEStudyConfig, run: Run) -> dict[str, Any]:
     language = make_language(cfg.language)
-    eval_tokens = language.sample(cfg.eval_sequences, cfg.seq_len + 1, eval_generator(cfg))
+    eval_tokens = place(language.sample(cfg.eval_sequences, cfg.seq_len + 1, eval_generator(cfg)))
     results = [
         train_variant(
             variant_config(cfg, v), v, cfg.train, language, eval_tokens, cfg.seq_len, s, run

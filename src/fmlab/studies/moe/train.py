@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fmlab.device import place
 from fmlab.models import GPT, GPTConfig
 from fmlab.models.moe import moe_aux_loss, moe_layers
 from fmlab.store import Run
@@ -85,12 +86,13 @@ def train_variant(
 ) -> VariantResult:
     start = time.process_time()
     gen = torch.Generator().manual_seed(seed)
-    model = GPT(model_cfg, vocab_size=language.vocab_size, seq_len=seq_len, generator=gen)
+    model = place(GPT(model_cfg, vocab_size=language.vocab_size, seq_len=seq_len, generator=gen))
     optimum = float(language.optimal_loss(seq_len + 1)[1:].mean())
     batches = stream(language, train_cfg.batch_size or 32, seq_len, gen)
     metrics: dict[str, float] = {}
-    steps = train(model, loss_fn, batches, train_cfg)
-    for step, metrics in run.track(steps, train_cfg.steps, f"{variant} s{seed}"):
+    label = f"{variant} s{seed}"
+    steps = train(model, loss_fn, batches, train_cfg, checkpoint=run.checkpoint(label))
+    for step, metrics in run.track(steps, train_cfg.steps, label):
         metrics |= evaluate(model, eval_tokens, optimum)
         run.log(step, metrics, seed=seed, variant=variant)
     return VariantResult(

@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 
 from fmlab.claims import Claim
 from fmlab.config import Config, ConfigError, apply_overrides, execution_field
+from fmlab.device import place
 from fmlab.models import MIXERS, GPTConfig
 from fmlab.stats import over_seeds
 from fmlab.store import Run
@@ -255,7 +256,7 @@ def task_config(cfg: RecallConfig, pairs: int) -> MQARConfig:
 @lru_cache(maxsize=8)
 def task_data(task: MQARConfig) -> MQARData:
     """The data of one task config, made once per process."""
-    return make_data(task)
+    return place(make_data(task))
 
 
 def train_logged(

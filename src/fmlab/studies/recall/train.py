@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fmlab.device import place
 from fmlab.models import GPT, GPTConfig
 from fmlab.models.mixers import model_state_size
 from fmlab.store import Run
@@ -77,14 +78,13 @@ def train_model(
     """Train one model on ``data`` from ``seed``; log its curve; stop at ``stop_acc``."""
     start = time.process_time()
     gen = torch.Generator().manual_seed(seed)
-    model = GPT(model_cfg, vocab_size=data.vocab_size, seq_len=data.seq_len, generator=gen)
+    model = place(GPT(model_cfg, vocab_size=data.vocab_size, seq_len=data.seq_len, generator=gen))
     batches = iterate_batches((data.train_x, data.train_y), train_cfg.batch_size, gen)
     tags = {"mixer": model_cfg.mixer.kind, "d_model": model_cfg.d_model, "n_pairs": data.n_pairs}
     label = f"{model_cfg.mixer.kind} d{model_cfg.d_model} p{data.n_pairs} s{seed}"
     solved_at, step, metrics = None, 0, {}
-    for step, metrics in run.track(
-        train(model, loss_fn, batches, train_cfg), train_cfg.steps, label
-    ):
+    loop = train(model, loss_fn, batches, train_cfg, checkpoint=run.checkpoint(label))
+    for step, metrics in run.track(loop, train_cfg.steps, label):
         metrics |= evaluate(model, data.test_x, data.test_y)
         run.log(step, metrics, seed=seed, **tags)
         if stop_acc is not None and metrics["test_acc"] >= stop_acc:

@@ -38,6 +38,7 @@ from pydantic import Field
 
 from fmlab.claims import Claim
 from fmlab.config import Config
+from fmlab.device import place
 from fmlab.models import GPT, GPTConfig
 from fmlab.stats import over_seed_rows
 from fmlab.store import Run
@@ -114,15 +115,14 @@ def batches(lang: ClassMarkov, size: int, gen: torch.Generator):
         yield lang.sample(size, gen)
 
 
-def fit(model, lang, cfg: TrainConfig, gen, run, seed, phase, eval_tokens) -> list[float]:
+def fit(model, lang, cfg: TrainConfig, gen, run, seed, phase, eval_tokens) -> None:
     """Train; log the training loss and the held-out loss on ``lang``."""
-    losses = []
-    steps = train(model, loss_fn, batches(lang, cfg.batch_size or 32, gen), cfg)
-    for step, metrics in run.track(steps, cfg.steps, f"{phase} s{seed}"):
+    label = f"{phase} s{seed}"
+    data = batches(lang, cfg.batch_size or 32, gen)
+    steps = train(model, loss_fn, data, cfg, checkpoint=run.checkpoint(label))
+    for step, metrics in run.track(steps, cfg.steps, label):
         metrics["eval_loss"] = eval_loss(model, eval_tokens)
         run.log(step, metrics, seed=seed, phase=phase)
-        losses.append(metrics["eval_loss"])
-    return losses
 
 
 def freeze_all_but_last_block(model: GPT) -> None:
@@ -140,9 +140,9 @@ def seed_run(cfg: RepresentationsConfig, seed: int, run: Run) -> dict[str, float
     src, dst = make_pair(cfg.language, seed)
     gen = torch.Generator().manual_seed(seed)
     T = cfg.language.seq_len
-    model = GPT(cfg.model, vocab_size=src.vocab_size, seq_len=T, generator=gen)
+    model = place(GPT(cfg.model, vocab_size=src.vocab_size, seq_len=T, generator=gen))
     eval_gen = torch.Generator().manual_seed(10_000 + seed)
-    eval_src, eval_dst = src.sample(cfg.n_eval, eval_gen), dst.sample(cfg.n_eval, eval_gen)
+    eval_src, eval_dst = place((src.sample(cfg.n_eval, eval_gen), dst.sample(cfg.n_eval, eval_gen)))
     fit(model, src, cfg.pretrain, gen, run, seed, "pretrain", eval_src)
     pre_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     out = {
@@ -151,7 +151,7 @@ def seed_run(cfg: RepresentationsConfig, seed: int, run: Run) -> dict[str, float
         "shifted_optimal_loss": dst.optimal_loss(),
     }
     for variant in cfg.variants:
-        tuned = GPT(cfg.model, vocab_size=src.vocab_size, seq_len=T, generator=gen)
+        tuned = place(GPT(cfg.model, vocab_size=src.vocab_size, seq_len=T, generator=gen))
         tuned.load_state_dict(pre_state)
         if variant == "last_layer":
             freeze_all_but_last_block(tuned)

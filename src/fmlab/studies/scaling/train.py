@@ -20,11 +20,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fmlab.checkpoint import raise_stop, stop_requested
+from fmlab.device import device_of, place
 from fmlab.models import GPT
 from fmlab.store import Run
 from fmlab.tasks.language import MarkovLanguage, make_language
 from fmlab.train import Diverged, TrainConfig, make_optimizer
-from fmlab.train.pool import pool_map
+from fmlab.train.pool import job_checkpoint, pool_map
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def planned_runs(cfg: Any) -> dict[int, dict[int, float]]:
 
 
 def _update(model, opt, batch, lr, clip, step) -> float:
+    batch = place(batch, device_of(model))
     for group in opt.param_groups:
         group["lr"] = lr
     logits = model(batch[:, :-1])  # (B, T, V)
@@ -134,9 +137,10 @@ def train_width(cfg: Any, width: int, seed: int = 0) -> dict[str, Any]:
     """Every run of one width and seed (``cfg`` a ``ScalingConfig``): its final (N, D)
     records and the trunk's learning curve; a divergence is returned, not raised."""
     lang = make_language(cfg.language)
-    ev = EvalSet.build(lang, cfg)
+    ev = place(EvalSet.build(lang, cfg))
     gen = torch.Generator().manual_seed(seed * 100_003 + width)
     model = GPT(cfg.gpt(width), vocab_size=lang.vocab_size, seq_len=cfg.seq_len, generator=gen)
+    place(model)
     n_params = model.n_params(embeddings=cfg.count_embeddings)
     plan = run_plan(cfg, n_params)
     branches: dict[int, list[int]] = {}
@@ -151,9 +155,20 @@ def train_width(cfg: Any, width: int, seed: int = 0) -> dict[str, Any]:
     finals, curve, end = [], [], max(branches, default=0)
     tokens_per_step = cfg.batch_size * cfg.seq_len
     diverged, started = None, time.process_time()
+    ckpt = job_checkpoint(
+        f"width {width} seed {seed}",
+        state=lambda: {"finals": finals, "curve": curve},
+        restore=lambda saved: (finals.extend(saved["finals"]), curve.extend(saved["curve"])),
+    )
+    first = _resume(ckpt, model, opt, data)
     with one_thread():
         try:
-            for step in range(end + 1):
+            for step in range(first, end + 1):
+                if ckpt is not None and ckpt.due(last=step == end):
+                    state = {"model": model.state_dict(), "opt": opt.state_dict()}
+                    ckpt.save((step, None), state | {"data": data.get_state()}, {}, 0)
+                if (signum := stop_requested()) is not None:
+                    raise_stop(signum)
                 for total in branches.get(step, []):
                     scores = _cooldown(model, opt, data, lang, cfg, width, step, total, ev)
                     tokens = total * tokens_per_step
@@ -195,6 +210,17 @@ def train_all(cfg: Any, run: Run) -> list[dict[str, Any]]:
         "runs",
         cost=lambda job: _planned_cost(cfg, plans[job[1]], job[1]),
     )
+
+
+def _resume(ckpt, model: GPT, opt, data: torch.Generator) -> int:
+    """Restore a width's trunk from its checkpoint; the step to continue from (0: none)."""
+    saved = ckpt.begin() if ckpt is not None else None
+    if saved is None:
+        return 0
+    model.load_state_dict(saved.tensors["model"])
+    opt.load_state_dict(saved.tensors["opt"])
+    data.set_state(saved.tensors["data"])
+    return int(saved.item[0])
 
 
 def _planned_cost(cfg: Any, plan: dict[int, float], width: int) -> float:

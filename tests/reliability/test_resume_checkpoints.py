@@ -1,0 +1,80 @@
+"""Promise (issue 15): a killed run resumes from its checkpoints and ends with exactly the
+metrics of a run that was never interrupted — every training study, SIGKILLed at seeded
+random moments, and stopped by SIGTERM (what SLURM sends before a time limit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.reliability.helpers import cli
+
+# a little longer than smoke, so that a kill lands in training; same for every run
+LONGER = {
+    "grokking": ["train.steps=300"],
+    "recall": ["train.steps=40"],
+    "representations": ["pretrain.steps=80", "finetune.steps=40"],
+    "induction-heads": ["train.steps=80"],
+    "icl": ["train.steps=120"],
+    "moe": ["train.steps=60"],
+    "scaling": [],
+}
+
+
+def _args(study: str, out: Path, *extra: str) -> list[str]:
+    sets = [a for s in LONGER[study] for a in ("--set", s)]
+    return cli("run", study, "-p", "smoke", *sets, "--threads", "1", "--no-report", "--json",
+               "--out", out, *extra)  # fmt: skip
+
+
+def _result(out: Path, study: str) -> tuple[pd.DataFrame, dict]:
+    (run,) = (out / study).iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    return pd.read_parquet(run / "metrics.parquet"), summary
+
+
+def _interrupt(study: str, out: Path, how: int, seed: int) -> bool:
+    """Start the run, wait for its first checkpoint, signal it after a seeded delay;
+    whether it was stopped before finishing."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_args(study, out, "--checkpoint-every", "0"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 60
+    while not list(out.glob(f"{study}/*/checkpoints/*.json")):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.01)
+    time.sleep(random.Random(seed).uniform(0.0, 0.6))
+    proc.send_signal(how)
+    code = proc.wait(timeout=120)
+    return not list(out.glob(f"{study}/*/summary.json")) and code != 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", sorted(LONGER))
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, study, how):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reference = subprocess.run(_args(study, tmp_path / "ref", "--no-checkpoint"), env=env,
+                               capture_output=True)  # fmt: skip
+    assert reference.returncode == 0, reference.stderr.decode()
+    stopped = False
+    for seed in range(3):  # the run may have finished before the signal: try earlier
+        out = tmp_path / f"cut{seed}"
+        stopped = _interrupt(study, out, how, seed)
+        if stopped:
+            break
+    assert stopped, "the run always finished before it could be interrupted"
+    rerun = subprocess.run(_args(study, out, "--checkpoint-every", "0"), env=env,
+                           capture_output=True)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    (a_rows, a), (b_rows, b) = _result(tmp_path / "ref", study), _result(out, study)
+    pd.testing.assert_frame_equal(a_rows, b_rows)
+    assert a["metrics"] == b["metrics"]
+    assert not list(out.glob(f"{study}/*/checkpoints"))  # finished: checkpoints removed
