@@ -36,7 +36,8 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from fmlab.fit import ChinchillaFit, load_chinchilla_epoch, sample_chinchilla
-from fmlab.fit.chinchilla import HOFFMANN_GRID, _grid_array
+from fmlab.fit._chinchilla_parts import grid_array as _grid_array
+from fmlab.fit.chinchilla import HOFFMANN_GRID
 
 
 def load_data() -> tuple[str, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -91,7 +92,7 @@ def time_scipy(fit: ChinchillaFit, args: argparse.Namespace) -> dict:
     with threadpool_limits(limits=1):
         grid_s, grid_f = scipy_loop(starts, ones, data, fit.delta)
         boot_s, boot_f = scipy_loop(
-            np.tile(fit.theta_, (n_boot, 1)), fit._bootstrap_counts[:n_boot], data, fit.delta
+            np.tile(fit.theta_, (n_boot, 1)), fit._resample_counts(n_boot), data, fit.delta
         )
         tight_s, tight_f = scipy_loop(grid[sub[:kt]], ones[:kt], data, fit.delta, tight)
     threads_s, _ = scipy_loop(starts, ones, data, fit.delta)

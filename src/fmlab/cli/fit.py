@@ -6,10 +6,20 @@ value, or an infinity is an error naming the rows; rows with NaN are dropped wit
 fits with :mod:`fmlab.fit`, prints a table (or everything as JSON with ``--json``), and writes
 ``fit.json``, PNG + SVG figures and a small self-contained ``report.html`` into ``--out``
 (default: a folder next to the CSV). Rows are numbered from 1, after the header line.
+
+Large CSVs (docs/scaling.md): before reading, the peak memory of reading and fitting is
+estimated from the file's size and a fit over ``--max-memory`` (default
+``$FMLAB_FIT_MAX_MEMORY`` or 4 GiB) is refused in one line saying so; above ``--max-points``
+runs the iterative fits use a subsample for their starts and bootstrap (the optimum is
+polished on every run). Progress: bars on a terminal, else a line per stage on stderr for
+inputs of more than 10,000 rows.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +27,16 @@ import numpy as np
 import pandas as pd
 import typer
 
-from fmlab.cli.app import app, friendly
-from fmlab.cli.fit_io import checked_table, ci_pair, collected_warnings, finish, fit_or_explain
+from fmlab.cli.app import app, err, friendly, show_progress
+from fmlab.cli.fit_io import checked_table, ci_pair, collected_warnings, finish
 from fmlab.errors import UserInputError
+from fmlab.fit._large import (
+    DEFAULT_MAX_POINTS,
+    MAX_MEMORY_ENV,
+    MemoryLimitError,
+    check_memory,
+    csv_shape_estimate,
+)
 
 fit_app = typer.Typer(
     help="Fit scaling laws to a CSV of runs (Hoffmann et al. 2022; Besiroglu et al. 2024).",
@@ -33,6 +50,18 @@ FIGURES = typer.Option(True, "--figures/--no-figures", help="write PNG/SVG figur
 JSON = typer.Option(False, "--json", help="print everything as JSON")
 SEED = typer.Option(0, "--seed", help="seed of the bootstrap resampling")
 CONF = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="CI level")
+MAX_MEMORY = typer.Option(
+    None,
+    "--max-memory",
+    help=f"refuse fits estimated to need more memory, e.g. 16GiB [${MAX_MEMORY_ENV} or 4GiB]",
+)
+MAX_POINTS = typer.Option(
+    DEFAULT_MAX_POINTS,
+    "--max-points",
+    min=0,
+    help="above this many runs, grid starts and bootstrap use a random subsample (0: never)",
+)
+_LINES_ABOVE = 10_000  # off a terminal, inputs with more rows print their stages to stderr
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -58,6 +87,8 @@ def chinchilla(
     ),
     seed: int = SEED,
     confidence: float = CONF,
+    max_points: int = MAX_POINTS,
+    max_memory: str | None = MAX_MEMORY,
     out_dir: Path | None = OUT,
     figures: bool = FIGURES,
     as_json: bool = JSON,
@@ -70,16 +101,18 @@ def chinchilla(
         raise UserInputError(f"--huber-delta must be > 0, got {huber_delta}")
     if any(not c > 0 for c in budget):
         raise UserInputError(f"--budget values must be > 0, got {budget}")
-    with collected_warnings() as notes:
-        df, dropped, columns = _chinchilla_table(data, n_col, d_col, c_col, loss_col)
-        fit = ChinchillaFit(
+    with collected_warnings() as notes, _large_input(data, as_json, max_memory) as run:
+        fit = run.check(
+            ChinchillaFit,
             delta=huber_delta,
             exclude_top_loss=exclude_top_loss,
             n_bootstrap=bootstrap,
             confidence=confidence,
             seed=seed,
+            max_points=max_points or None,
         )
-        fit_or_explain(lambda: fit.fit(df.N, df.D, df.loss))
+        df, dropped, columns = run(lambda: _chinchilla_table(data, n_col, d_col, c_col, loss_col))
+        run(lambda: fit.fit(df.N, df.D, df.loss))
     summary = fit.summary()
     kept = np.setdiff1d(np.arange(len(df)), fit.excluded_)
     quality = log_fit_quality(df.loss.to_numpy()[kept], fit.predict(df.N, df.D)[kept])
@@ -103,6 +136,7 @@ def chinchilla(
             "bootstrap_converged": summary.get("bootstrap_converged"),
             "huber_delta": huber_delta,
             **quality.as_dict(),
+            **_subsample_note(fit),
         },
         "budgets": [_budget_row(fit, c, bootstrap) for c in budget],
         "warnings": notes,
@@ -157,6 +191,8 @@ def power_law(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="resamples for CIs (0: none)"),
     seed: int = SEED,
     confidence: float = CONF,
+    max_points: int = MAX_POINTS,
+    max_memory: str | None = MAX_MEMORY,
     out_dir: Path | None = OUT,
     figures: bool = FIGURES,
     as_json: bool = JSON,
@@ -165,16 +201,19 @@ def power_law(
     from fmlab.fit import PowerLaw, SaturatingPowerLaw
     from fmlab.fit.figures import log_fit_quality, power_law_figure
 
-    cls = SaturatingPowerLaw if saturating else PowerLaw
-    with collected_warnings() as notes:
-        df, dropped = checked_table(data, {"x": x_col, "y": y_col})
-        fit = cls(n_bootstrap=bootstrap, confidence=confidence, seed=seed)
-        fit_or_explain(lambda: fit.fit(df.x, df.y))
+    options: dict[str, Any] = {"n_bootstrap": bootstrap, "confidence": confidence, "seed": seed}
+    if saturating:
+        options["max_points"] = max_points or None
+    with collected_warnings() as notes, _large_input(data, as_json, max_memory) as run:
+        fit = run.check(SaturatingPowerLaw if saturating else PowerLaw, **options)
+        df, dropped = run(lambda: checked_table(data, {"x": x_col, "y": y_col}))
+        run(lambda: fit.fit(df.x, df.y))
     names = ("E", "A", "alpha") if saturating else ("A", "alpha")
     quality = log_fit_quality(df.y, fit.predict(df.x))
     diagnostics: dict[str, Any] = {"bootstrap": bootstrap, **quality.as_dict()}
     if saturating:
         diagnostics |= {"converged": fit.converged_, "grad_norm": fit.grad_norm_}
+        diagnostics |= _subsample_note(fit)
     result = {
         "kind": "saturating-power-law" if saturating else "power-law",
         "data": str(data),
@@ -214,6 +253,7 @@ def isoflop(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="resamples for CIs (0: none)"),
     seed: int = SEED,
     confidence: float = CONF,
+    max_memory: str | None = MAX_MEMORY,
     out_dir: Path | None = OUT,
     figures: bool = FIGURES,
     as_json: bool = JSON,
@@ -221,16 +261,15 @@ def isoflop(
     """IsoFLOP profiles (Hoffmann et al.'s approach 2): N_opt ∝ C^a across budgets."""
     from fmlab.fit import IsoFlopFit
 
-    with collected_warnings() as notes:
-        df, dropped = checked_table(data, {"N": n_col, "loss": loss_col, "C": c_col})
+    with collected_warnings() as notes, _large_input(data, as_json, max_memory) as run:
+        fit = run.check(
+            IsoFlopFit, n_bootstrap=bootstrap, confidence=confidence, seed=seed, min_runs=min_runs
+        )
+        df, dropped = run(lambda: checked_table(data, {"N": n_col, "loss": loss_col, "C": c_col}))
         if c_digits is not None:
             df["C"] = [float(f"{c:.{c_digits - 1}e}") for c in df.C]
-        fit = IsoFlopFit(n_bootstrap=bootstrap, confidence=confidence, seed=seed, min_runs=min_runs)
-        try:
-            fit.fit(df.N, df.loss, df.C)
-        except ValueError as e:
-            hint = "" if c_digits else "; if budgets differ only by rounding, pass --c-digits 3"
-            raise UserInputError(f"{e}{hint}") from None
+        hint = "" if c_digits else "; if budgets differ only by rounding, pass --c-digits 3"
+        run(lambda: fit.fit(df.N, df.loss, df.C), hint)
     result = {
         "kind": "isoflop",
         "data": str(data),
@@ -265,3 +304,96 @@ def _isoflop_figures(fit: Any, df: pd.DataFrame) -> dict[str, Any]:
     from fmlab.fit.figures import isoflop_figures
 
     return isoflop_figures(fit, df.N, df.loss, df.C)
+
+
+# ---- large inputs: memory check, progress, errors --------------------------------------------
+
+
+def _subsample_note(fit: Any) -> dict[str, Any]:
+    m = getattr(fit, "subsample_", None)
+    if m is None:
+        return {}
+    err.print(
+        f"note: starts and bootstrap used a random {m:,} of the {fit.n_points_:,} runs; the "
+        "optimum is polished on all of them and the CIs rescaled (see docs/scaling.md)",
+        markup=False,
+        highlight=False,
+    )
+    return {"subsample": m}
+
+
+class _Run:
+    """Runs the steps of one fit: their memory check, progress display and errors."""
+
+    def __init__(self, data: Path, as_json: bool, max_memory: str | None, stack: ExitStack):
+        self.data, self.max_memory = data, max_memory
+        self.rows, self.columns = csv_shape_estimate(data) if data.is_file() else (0, 1)
+        self.bars = None
+        if show_progress(as_json):
+            from fmlab.progress import Progress
+
+            self.bars = stack.enter_context(Progress(err))
+        self.lines = self.bars is None and self.rows > _LINES_ABOVE
+        self.stage: str | None = None
+        self.stage_stack, self.bar, self.shown, self.started = stack, None, 0.0, 0.0
+        stack.callback(self._end_stage)
+
+    def check(self, cls: type, **options: Any) -> Any:
+        """The fit object, once its estimated peak (reading the table, then fitting) fits."""
+        fit = self(lambda: cls(max_memory=self.max_memory, progress=self.progress, **options))
+        # pandas holds each parsed cell as 8 bytes, ~3x while parsing; checks copy the columns
+        table = 8 * self.rows * (3 * self.columns + 8)
+        what = f"fitting {self.data.name} (about {self.rows:,} rows)"
+        self(lambda: check_memory(what, table + fit.memory_estimate(self.rows), self.max_memory))
+        return fit
+
+    def __call__(self, step: Callable[[], Any], hint: str = "") -> Any:
+        """Run ``step``; what a user's CSV or options can cause becomes one line."""
+        try:
+            return step()
+        except MemoryLimitError as e:
+            raise UserInputError(e.message(f"--max-memory (or ${MAX_MEMORY_ENV})")) from None
+        except MemoryError:
+            raise UserInputError(
+                "ran out of memory; try fewer --bootstrap resamples or a lower --max-points, "
+                "or free memory"
+            ) from None
+        except ValueError as e:  # a bad table, too few points, an unusable option or limit
+            raise UserInputError(f"{e}{hint}") from None
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self._end_stage()
+            self.stage, self.started, self.shown = stage, time.monotonic(), time.monotonic()
+            if self.bars is not None:
+                self.stage_stack = ExitStack()
+                self.bar = self.stage_stack.enter_context(self.bars.task(stage, total))
+            elif self.lines:
+                self._line(f"fit: {stage} ...")
+        if self.bar is not None:
+            self.bar(done)
+        elif self.lines and time.monotonic() - self.shown >= 10:
+            self.shown = time.monotonic()
+            self._line(f"fit: {stage}: {done}/{total}")
+
+    def _end_stage(self) -> None:
+        if self.bar is not None:
+            self.stage_stack.close()  # completes the bar
+            self.bar = None
+        elif self.lines and self.stage is not None:
+            self._line(f"fit: {self.stage}: done in {time.monotonic() - self.started:.1f} s")
+        self.stage = None
+
+    def _line(self, text: str) -> None:
+        err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _large_input(data: Path, as_json: bool, max_memory: str | None) -> Iterator[_Run]:
+    with ExitStack() as stack:
+        run = _Run(data, as_json, max_memory, stack)
+        try:
+            yield run
+        except BaseException:
+            run.stage = None  # no "done" line for a stage cut short
+            raise

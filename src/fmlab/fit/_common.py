@@ -12,6 +12,7 @@ __all__ = ["FitWarning", "bootstrap_count_batches", "bootstrap_counts", "percent
 
 #: A streamed bootstrap holds at most this many (resample, point) weights at once.
 BOOT_ELEMENTS = 1 << 24
+_ROW_BY_ROW = 1024
 
 
 class FitWarning(UserWarning):
@@ -23,13 +24,23 @@ def bootstrap_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.n
 
     Resampling points with replacement is the same as weighting each point by how often it
     was drawn; weights let all refits share one data matrix. Counted from ``n`` uniform
-    draws per resample (4x faster than ``rng.multinomial`` for 4,000 × 240).
+    draws per resample (4x faster than ``rng.multinomial`` for 4,000 × 240); from
+    ``_ROW_BY_ROW`` points on, one resample at a time (the same counts: the table of one
+    resample stays in cache, and no (B, n) array of draws is held).
     """
-    draws = rng.integers(0, n, size=(n_resamples, n))
-    draws += n * np.arange(n_resamples)[:, None]  # in place: one (B, n) array less at the peak
+    if n >= _ROW_BY_ROW:  # the same draws (consumed in order), counted one resample at a time
+        counts = np.empty((n_resamples, n))
+        for i in range(n_resamples):
+            counts[i] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        return counts
+    draws = rng.integers(0, n, size=(n_resamples, n)) + n * np.arange(n_resamples)[:, None]
     counts = np.bincount(draws.ravel(), minlength=n * n_resamples)
-    del draws
     return counts.reshape(n_resamples, n).astype(float)
+
+
+def count_bytes(n: int, n_resamples: int) -> int:
+    """Peak bytes of :func:`bootstrap_counts`: the counts, and the draws if not row by row."""
+    return (8 if n >= _ROW_BY_ROW else 32) * n * n_resamples
 
 
 def bootstrap_count_batches(

@@ -12,9 +12,10 @@ bootstrap resample. Above ``max_points`` points they (1) run their starts on a u
 random subsample of ``m = max_points`` points (:func:`subsample`), (2) polish the best
 optima found there on all ``n`` points, so the estimate is the full-data optimum, and (3)
 bootstrap the subsample and shrink each resample's deviation from the subsample's optimum
-by ``sqrt(m / n)`` around the full-data optimum (:func:`rescaled_draws`): the "m out of n"
-bootstrap with rescaling (Bickel, Götze & van Zwet 1997; Politis, Romano & Wolf 1999),
-valid for smooth, root-n consistent estimators such as these.
+by ``sqrt(m / n)`` around the full-data optimum (:func:`rescaled_draws`): the bootstrap of
+one random m-point subsample, rescaled as the "m out of n" bootstrap is (Bickel, Götze & van
+Zwet 1997; Politis, Romano & Wolf 1999); valid for smooth, root-n consistent estimators
+such as these.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +35,7 @@ __all__ = [
     "MemoryLimitError",
     "Progress",
     "check_memory",
+    "csv_shape_estimate",
     "format_bytes",
     "memory_limit",
     "parse_bytes",
@@ -141,11 +144,19 @@ def stage_progress(progress: Progress | None, stage: str, lo: int, size: int, to
     return lambda done, of: progress(stage, lo + (size * done) // max(of, 1), total)
 
 
-def batch_rows(n_resamples: int, n: int, max_elements: int) -> int:
-    """Resamples per batch so that a batch's (resamples × points) weights stay bounded."""
-    return max(1, min(n_resamples, max_elements // max(n, 1)))
-
-
 def validate_max_points(value: int | None, minimum: int) -> None:
     if value is not None and value < minimum:
         raise ValueError(f"max_points must be None or >= {minimum}, got {value}")
+
+
+def csv_shape_estimate(path: Path) -> tuple[int, int]:
+    """Data rows and columns of a CSV, estimated from its size and first megabyte."""
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
+    lines = head.splitlines()
+    if len(lines) < 2:
+        return max(len(lines) - 1, 0), 1
+    body = lines[1:-1] if len(head) == 1 << 20 and len(lines) > 2 else lines[1:]
+    per_row = max(1.0, (sum(map(len, body)) + len(body)) / len(body))
+    size = path.stat().st_size - len(lines[0]) - 1
+    return int(size / per_row) + 1, lines[0].count(b",") + 1

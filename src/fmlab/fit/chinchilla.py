@@ -37,6 +37,7 @@ from fmlab.fit._common import (
     FitWarning,
     bootstrap_count_batches,
     bootstrap_counts,
+    count_bytes,
     percentile_ci,
 )
 from fmlab.fit._newton import huber_lse_gradient, minimize_huber_lse, working_memory
@@ -200,13 +201,15 @@ class ChinchillaFit:
     def memory_estimate(self, n: int) -> int:
         """Peak bytes of :meth:`fit` on ``n`` points, about (what ``max_memory`` limits)."""
         S = int(np.prod([len(v) for v in self.grid.values()]))
+        n = max(n, 1)
         m = n if self.max_points is None else min(n, self.max_points)
         k = 1 + self.bootstrap_starts
         grid = working_memory(m, S, (2, 2, 1)) + 8 * 40 * S
         polish = working_memory(n, 1 + _POLISH_OTHERS, (2, 2, 1)) if m < n else 0
         batch = max(1, min(self.n_bootstrap, BOOT_ELEMENTS // (m * k)))
         boot = working_memory(m, batch * k, (2, 2, 1), weight_rows=batch * k)
-        boot += 8 * batch * m * (4 + k) + 8 * 16 * self.n_bootstrap
+        boot = max(boot + 8 * batch * m * k * (k > 1), count_bytes(m, batch))
+        boot += 8 * 16 * self.n_bootstrap
         return 8 * 24 * (n + m * (m < n)) + max(grid, polish, boot if self.n_bootstrap else 0)
 
     def _fit_grid(self, model: Model, y: np.ndarray, full=None) -> np.ndarray:
@@ -291,6 +294,7 @@ class ChinchillaFit:
             rows = np.arange(len(counts)) * k + pick
             parts.append((theta[rows], res.fun[rows], res.converged[rows], pick))
             lo += len(counts)
+            del counts  # before the next batch is drawn
         theta, fun, converged, pick = (np.concatenate(p) for p in zip(*parts, strict=True))
         self._boot_theta = theta  # the refits' own optima (before any rescaling)
         if self.subsample_ is not None:

@@ -3,7 +3,9 @@
 Figures are plain matplotlib ``Figure`` objects in fmlab's shared style
 (:mod:`fmlab.report.figures`), so the CLI (``fmlab fit``) and the scaling study draw the
 same pictures: data against the fitted law, and the compute-optimal frontier it implies
-(Hoffmann et al. 2022, figures 2-4).
+(Hoffmann et al. 2022, figures 2-4). With more than ``MAX_PLOTTED`` runs, the scatter plots
+show a uniform random ``MAX_PLOTTED`` of them (seed 0, noted on the axes); fitted curves,
+ranges and parabolas still use every run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,23 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fmlab.report.figures import PALETTE, new_figure, styled
+
+#: Scatter plots show at most this many runs (a random subset): more only slow the figure.
+MAX_PLOTTED = 5000
+
+
+def _plotted(n: int) -> np.ndarray:
+    """Positions of the runs a scatter shows: all, or a sorted uniform sample of MAX_PLOTTED."""
+    if n <= MAX_PLOTTED:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, MAX_PLOTTED, replace=False))
+
+
+def _note_sample(ax: Any, shown: int, n: int) -> None:
+    if shown < n:
+        ax.text(0.99, 0.01, f"{shown:,} of {n:,} runs shown (random)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="#555555")  # fmt: skip
+
 
 __all__ = [
     "LogFitQuality",
@@ -86,9 +105,13 @@ def chinchilla_figures(
     """
     N, D, loss = (np.asarray(v, float) for v in (N, D, loss))
     p = params
+    d_grid = np.geomspace(D.min() / 1.5, D.max() * 1.5, 200)
+    C = 6 * N * D
+    c_grid = np.geomspace(C.min(), C.max() * 10, 200)
+    n_all, shown = len(N), _plotted(len(N))
+    N, D, loss, C = N[shown], D[shown], loss[shown], C[shown]
     groups = _groups(N, "N")
     fig, ax = new_figure(width=6.0, height=4.0)
-    d_grid = np.geomspace(D.min() / 1.5, D.max() * 1.5, 200)
     for n, sel, color, label in groups:
         ax.scatter(D[sel], loss[sel], color=color, s=18, zorder=3, label=label)
         ax.plot(d_grid, p.predict(n, d_grid), color=color, lw=1.2, alpha=0.8)
@@ -98,13 +121,13 @@ def chinchilla_figures(
     ax.set(xscale="log", xlabel="training tokens D", ylabel="loss")
     ax.set_title(f"L = E + A/N^α + B/D^β: α = {p.alpha:.3f}, β = {p.beta:.3f}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _note_sample(ax, len(shown), n_all)
     out = {"fit": styled(fig)}
 
     fig, axes = new_figure(ncols=2, width=5.0, height=3.8)
-    C = 6 * N * D
     for _, sel, color, label in groups:
         axes[0].scatter(C[sel], loss[sel], color=color, s=16, label=label)
-    c_grid = np.geomspace(C.min(), C.max() * 10, 200)
+    _note_sample(axes[0], len(shown), n_all)
     n_opt, d_opt = p.compute_optimal(c_grid)
     axes[0].plot(c_grid, p.predict(n_opt, d_opt), color="black", lw=1.4, label="compute-optimal")
     axes[0].set(xscale="log", xlabel="compute C = 6ND (FLOP)", ylabel="loss")
@@ -135,10 +158,13 @@ def isoflop_figures(fit: Any, N: Any, loss: Any, C: Any) -> dict[str, Figure]:
     N, loss, C = (np.asarray(v, float) for v in (N, loss, C))
     fig, ax = new_figure(width=6.0, height=4.0)
     optima = fit.optima_.set_index("C")
+    shown = np.zeros(len(N), dtype=bool)
+    shown[_plotted(len(N))] = True
     for i, c in enumerate(np.unique(C)):
         sel = np.equal(C, c)
         color = PALETTE[i % len(PALETTE)]
-        ax.scatter(N[sel], loss[sel], color=color, s=18, zorder=3, label=f"C = {_fmt(c)}")
+        dots = sel & shown
+        ax.scatter(N[dots], loss[dots], color=color, s=18, zorder=3, label=f"C = {_fmt(c)}")
         if c in optima.index:
             v = np.log(N[sel])
             coef = np.polyfit(v - v.mean(), loss[sel], 2)
@@ -148,6 +174,7 @@ def isoflop_figures(fit: Any, N: Any, loss: Any, C: Any) -> dict[str, Figure]:
             ax.scatter([row.N_opt], [row.loss_opt], color=color, marker="*", s=90, zorder=4)
     ax.set(xscale="log", xlabel="parameters N", ylabel="loss")
     ax.set_title("IsoFLOP profiles (★ = fitted optimum)", fontsize=10)
+    _note_sample(ax, int(shown.sum()), len(N))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     out = {"isoflop": styled(fig)}
 
@@ -170,7 +197,9 @@ def power_law_figure(fit: Any, x: Any, y: Any, *, xlabel: str = "x", ylabel: str
     x, y = np.asarray(x, float), np.asarray(y, float)
     fig, ax = new_figure(width=5.5, height=3.8)
     grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 200)
-    ax.scatter(x, y, color=PALETTE[0], s=18, zorder=3, label="data")
+    shown = _plotted(len(x))
+    ax.scatter(x[shown], y[shown], color=PALETTE[0], s=18, zorder=3, label="data")
+    _note_sample(ax, len(shown), len(x))
     E = getattr(fit, "E_", None)
     label = f"{'E + ' if E is not None else ''}A·x^-α, α = {fit.alpha_:.3f}"
     ax.plot(grid, fit.predict(grid), color=PALETTE[1], lw=1.4, label=label)

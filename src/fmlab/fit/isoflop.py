@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from fmlab.fit import _large
-from fmlab.fit._common import BOOT_ELEMENTS, FitWarning, bootstrap_counts, percentile_ci
+from fmlab.fit._common import (
+    BOOT_ELEMENTS,
+    FitWarning,
+    bootstrap_counts,
+    count_bytes,
+    percentile_ci,
+)
 from fmlab.fit.power import fit_loglinear
 from fmlab.fit.validation import check_positive_finite
 from fmlab.stats import CI
@@ -79,7 +85,9 @@ class IsoFlopFit:
     Fitted: ``optima_`` (one row per budget: C, N_opt, D_opt, loss_opt, n_runs,
     extrapolated), ``a_`` and ``b_`` (exponents of ``N_opt ∝ C^a``, ``D_opt ∝ C^b``),
     ``N_coef_`` and ``D_coef_`` (the prefactors), ``ci_`` (a, b) and ``bootstrap_`` (B, 2).
-    ``b_ = 1 - a_`` exactly, because ``D_opt = C / (6 N_opt)``.
+    ``b_ = 1 - a_`` exactly, because ``D_opt = C / (6 N_opt)``. ``max_memory``: refuse a fit
+    whose :meth:`memory_estimate` exceeds it (default ``$FMLAB_FIT_MAX_MEMORY`` or 4 GiB);
+    ``progress(stage, done, total)`` hears how far the bootstrap is.
     """
 
     def __init__(
@@ -90,17 +98,20 @@ class IsoFlopFit:
         seed: int = 0,
         min_runs: int = 3,
         max_memory: str | float | None = None,
+        progress: _large.Progress | None = None,
     ):
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.seed = seed
         self.min_runs = max(3, min_runs)
         self.max_memory = max_memory
+        self.progress = progress
 
     def memory_estimate(self, n: int) -> int:
         """Peak bytes of :meth:`fit` on ``n`` runs, about (the largest budget may hold all)."""
         batch = min(self.n_bootstrap, max(1, BOOT_ELEMENTS // max(n, 1)))
-        return 8 * 40 * n + 24 * batch * n * (self.n_bootstrap > 0) + 8 * 40 * self.n_bootstrap
+        draws = count_bytes(n, batch) if n > FAST_DRAWS_ABOVE else 16 * n * batch
+        return 8 * 24 * n + draws * (self.n_bootstrap > 0) + 8 * 40 * self.n_bootstrap
 
     def _budget_optimum(self, c: float, N: np.ndarray, loss: np.ndarray):
         """The parabola's optimum for one budget, or None (with a warning) if unusable."""
@@ -152,10 +163,16 @@ class IsoFlopFit:
     def _bootstrap(self, lc: np.ndarray) -> None:
         rng = np.random.default_rng(self.seed)
         log_nopt = []
-        for v, loss, mean in self._groups:  # resample runs within each budget
+        for j, (v, loss, mean) in enumerate(self._groups):  # resample runs within each budget
             batches = _resample_weights(rng, len(v), self.n_bootstrap)
-            vertex = np.concatenate([_parabola_vertex(v, loss, w)[0] for w in batches])
+            vertex = []
+            for w in batches:
+                vertex.append(_parabola_vertex(v, loss, w)[0])
+                del w  # before the next batch is drawn
+            vertex = np.concatenate(vertex)
             log_nopt.append(vertex + mean)
+            if self.progress is not None:
+                self.progress("bootstrap (per budget)", j + 1, len(self._groups))
         ln = np.stack(log_nopt, 1)  # (B, J)
         a = _loglinear_rows(lc, ln)
         self.bootstrap_ = np.stack([a, 1 - a], 1)  # (B, 2); D_opt = C/(6 N_opt) ⇒ b = 1 - a

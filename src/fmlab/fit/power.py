@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from fmlab.fit import _large
-from fmlab.fit._common import BOOT_ELEMENTS, FitWarning, bootstrap_count_batches, percentile_ci
+from fmlab.fit._common import (
+    BOOT_ELEMENTS,
+    FitWarning,
+    bootstrap_count_batches,
+    count_bytes,
+    percentile_ci,
+)
 from fmlab.fit._newton import LSETerm, huber_lse_gradient, minimize_huber_lse, working_memory
 from fmlab.fit.validation import check_positive_finite
 from fmlab.stats import CI
@@ -54,7 +60,8 @@ class PowerLaw:
     Fitted: ``A_, alpha_``, ``r2_`` and ``residual_std_`` (both in log space), ``n_points_``,
     ``ci_`` (percentile bootstrap CIs of ``A`` and ``alpha``) and ``bootstrap_`` (B, 2).
     ``max_memory``: refuse a fit whose :meth:`memory_estimate` exceeds it (bytes or text
-    such as ``"8GiB"``; default ``$FMLAB_FIT_MAX_MEMORY`` or 4 GiB).
+    such as ``"8GiB"``; default ``$FMLAB_FIT_MAX_MEMORY`` or 4 GiB); ``progress(stage, done,
+    total)`` hears how far the bootstrap is.
     """
 
     def __init__(
@@ -64,16 +71,18 @@ class PowerLaw:
         confidence: float = 0.95,
         seed: int = 0,
         max_memory: str | float | None = None,
+        progress: _large.Progress | None = None,
     ):
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.seed = seed
         self.max_memory = max_memory
+        self.progress = progress
 
     def memory_estimate(self, n: int) -> int:
         """Peak bytes of :meth:`fit` on ``n`` points, about."""
         batch = min(self.n_bootstrap, max(1, BOOT_ELEMENTS // max(n, 1)))
-        return 8 * 12 * n + 24 * batch * n * (self.n_bootstrap > 0) + 8 * 4 * self.n_bootstrap
+        return 8 * 16 * n + count_bytes(n, batch) * (self.n_bootstrap > 0) + 32 * self.n_bootstrap
 
     def fit(self, x: Any, y: Any) -> PowerLaw:
         arrays = check_positive_finite({"x": x, "y": y})
@@ -90,8 +99,12 @@ class PowerLaw:
         self.n_points_ = len(lx)
         if self.n_bootstrap > 0:
             rng = np.random.default_rng(self.seed)
-            batches = bootstrap_count_batches(len(lx), self.n_bootstrap, rng)
-            parts = [fit_loglinear(lx, ly, counts) for counts in batches]
+            parts, B = [], self.n_bootstrap
+            for counts in bootstrap_count_batches(len(lx), B, rng):
+                parts.append(fit_loglinear(lx, ly, counts))
+                del counts  # before the next batch is drawn
+                if self.progress is not None:
+                    self.progress(f"bootstrap ({B})", sum(len(p[0]) for p in parts), B)
             cb, sb = (np.concatenate(p) for p in zip(*parts, strict=True))
             self.bootstrap_ = np.stack([np.exp(cb), -sb], 1)  # (B, 2): A, alpha
             self.ci_: dict[str, CI] = {
@@ -171,10 +184,11 @@ class SaturatingPowerLaw:
 
     def memory_estimate(self, n: int) -> int:
         """Peak bytes of :meth:`fit` on ``n`` points, about."""
+        n = max(n, 1)
         m = n if self.max_points is None else min(n, self.max_points)
         S = len(self.alpha_starts) * len(self.E_fractions)
         batch = min(self.n_bootstrap, max(1, BOOT_ELEMENTS // m))
-        boot = working_memory(m, batch, (2, 1), weight_rows=batch) + 24 * batch * m
+        boot = max(working_memory(m, batch, (2, 1), weight_rows=batch), count_bytes(m, batch))
         fits = max(working_memory(m, S, (2, 1)), working_memory(n, 3, (2, 1)) * (m < n))
         return 8 * 16 * (n + m * (m < n)) + max(fits, boot * (self.n_bootstrap > 0))
 
@@ -239,6 +253,7 @@ class SaturatingPowerLaw:
             )
             parts.append((res.theta, res.converged))
             lo += len(counts)
+            del counts
         theta, converged = (np.concatenate(p) for p in zip(*parts, strict=True))
         if full is not None:
             theta = _large.rescaled_draws(full, theta_best, theta, len(ly), self.n_points_)

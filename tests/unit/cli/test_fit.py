@@ -191,3 +191,64 @@ def test_too_few_points_is_a_clear_error(tmp_path):
     sample_chinchilla(5, seed=6).to_csv(path, index=False)
     result = invoke("fit", "chinchilla", path, "--bootstrap", "0", "--no-figures")
     assert result.exit_code == 2 and "at least 6 points" in one_line(result.output)
+
+
+# ---- large inputs: the memory limit, progress, subsamples -----------------------------------
+
+
+def test_over_the_memory_limit_is_one_line_naming_limit_and_override(tmp_path, monkeypatch):
+    path = tmp_path / "ok.csv"
+    sample_chinchilla(200, seed=5).to_csv(path, index=False)
+    result = invoke("fit", "chinchilla", path, "--no-figures", "--max-memory", "1MiB")
+    text = one_line(result.output)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert text.startswith("error:") and "over the limit of 1 MiB" in text
+    assert "--max-memory" in text and "FMLAB_FIT_MAX_MEMORY" in text
+    monkeypatch.setenv("FMLAB_FIT_MAX_MEMORY", "1MiB")  # the default limit, from the environment
+    result = invoke("fit", "isoflop", path, "--no-figures", "--c-col", "D")
+    assert result.exit_code == 2 and "over the limit of 1 MiB" in one_line(result.output)
+    result = invoke("fit", "chinchilla", path, "--no-figures", "--max-memory", "lots")
+    assert result.exit_code == 2 and "not an amount of memory" in one_line(result.output)
+
+
+def test_a_large_csv_reports_progress_on_stderr(tmp_path):
+    rng = np.random.default_rng(1)
+    x = np.exp(rng.uniform(10, 20, 12_000))
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"x": x, "y": 30 * x**-0.2}).to_csv(path, index=False)
+    args = ["fit", "power-law", path, "--x-col", "x", "--y-col", "y", "--json", "--no-figures"]
+    result = invoke(*args, "--bootstrap", "20")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["params"]["alpha"] == pytest.approx(0.2)
+    assert "fit: bootstrap (20) ..." in result.stderr and "done in" in result.stderr
+    small = tmp_path / "small.csv"
+    pd.DataFrame({"x": x[:50], "y": 30 * x[:50] ** -0.2}).to_csv(small, index=False)
+    result = invoke("fit", "power-law", small, *args[3:], "--bootstrap", "20")
+    assert result.exit_code == 0 and "fit:" not in result.stderr  # small inputs stay quiet
+
+
+def test_subsampled_chinchilla_fit_says_so(chinchilla_csv):
+    result = invoke(
+        "fit", "chinchilla", chinchilla_csv, "--n-col", "params", "--d-col", "tokens",
+        "--loss-col", "val_loss", "--bootstrap", "20", "--max-points", "64", "--json",
+        "--no-figures",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["diagnostics"]["subsample"] == 64 and data["n_used"] == 120
+    assert data["params"]["E"] == pytest.approx(HOFFMANN_PARAMS.E, rel=0.03)
+    assert "random 64 of the 120 runs" in one_line(result.stderr)
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch):
+    from fmlab.fit import PowerLaw
+
+    def oom(self, x, y):
+        raise MemoryError("Unable to allocate 7.45 GiB")
+
+    monkeypatch.setattr(PowerLaw, "fit", oom)
+    path = tmp_path / "curve.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [4.0, 3.0, 2.0, 1.0]}).to_csv(path, index=False)
+    result = invoke("fit", "power-law", path, "--x-col", "x", "--y-col", "y", "--no-figures")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert one_line(result.output).startswith("error: ran out of memory")
