@@ -28,6 +28,7 @@ from fmlab.checkpoint import LoopCheckpoint, Policy
 from fmlab.config import flatten
 from fmlab.contracts import STATUSES, ConfigFile, CorruptFileError, SummaryFile, read_json
 from fmlab.errors import FmlabWarning
+from fmlab.live import LiveLog
 
 SUMMARY, CONFIG, METRICS, ARTIFACTS = "summary.json", "config.json", "metrics.parquet", "artifacts"
 LEASE_PREFIX = ".lease-"  # .lease-<generation>: who runs this directory now (fmlab.lease)
@@ -69,6 +70,7 @@ class Run:
         self._rows: list[dict[str, Any]] = []
         self.tracker: Tracker | None = None  # shows progress (fmlab.progress), if attached
         self.checkpoints = Policy(enabled=False)  # the runner sets the run's policy
+        self.live = LiveLog(self.path)  # curves and progress, readable while it runs
 
     @classmethod
     def start(cls, root: Path, study: str, run_id: str, config: Mapping[str, Any]) -> Run:
@@ -98,13 +100,15 @@ class Run:
         columns of the long table."""
         for name, value in metrics.items():
             self._rows.append({"step": int(step), "name": name, "value": float(value), **tags})
+        self.live.rows(self._rows)
 
     def track(self, items: Iterable[Any], total: int, label: str = "") -> Iterator[Any]:
         """Iterate ``items`` (e.g. the training generator) through the attached tracker,
         which shows progress by each item's step; a plain pass-through without one."""
+        watched = self.live.track(items, total, label or self.study)
         if self.tracker is None:
-            return iter(items)
-        return self.tracker(items, total, label or self.study)
+            return watched
+        return self.tracker(watched, total, label or self.study)
 
     def checkpoint(
         self,
@@ -133,6 +137,7 @@ class Run:
     def extend_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         """Add rows logged before (restored from a checkpoint)."""
         self._rows.extend(dict(r) for r in rows)
+        self.live.rows(self._rows, force=True)
 
     def metrics_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._rows)
@@ -171,6 +176,7 @@ class Run:
         """Write summary.json alone (atomically): how a failure is recorded when the
         metrics could not be written (a full disk)."""
         atomic_write_json(self.path / SUMMARY, json_safe(dict(summary)))
+        self.live.close()
         return self.path / SUMMARY
 
 

@@ -55,7 +55,8 @@ def body(cfg: ToyConfig, run: Run) -> dict[str, float]:
     """A seeded noisy curve: the score depends on x and the seed, bit for bit."""
     mark("start", run)
     noise = torch.randn(cfg.steps, generator=torch.Generator().manual_seed(cfg.seed))
-    for step in range(cfg.steps):
+    steps = ((step, {}) for step in range(cfg.steps))  # as a training loop yields
+    for step, _ in run.track(steps, cfg.steps, f"toy x={cfg.x}"):
         run.log(step, {"loss": cfg.x / (step + 1) + 0.01 * float(noise[step])}, seed=cfg.seed)
         if step == cfg.steps // 2:
             run.flush()  # a partial metrics.parquet exists while the run is unfinished

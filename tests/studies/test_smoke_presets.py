@@ -28,9 +28,12 @@ def test_smoke_preset_runs_and_reports(study, tmp_path):
 
 @pytest.mark.parametrize("study", STUDIES, ids=[s.name for s in STUDIES])
 def test_same_config_gives_bit_identical_metrics(study, tmp_path):
+    """… with --device cpu and with --device auto (the CPU here; on a GPU machine the two
+    would differ in the last bits, which is why the device is not in the run id)."""
     cfg = study.preset("smoke")
-    a = execute(study, cfg, tmp_path / "a")
-    b = execute(study, cfg, tmp_path / "b")
+    a = execute(study, cfg, tmp_path / "a", device="cpu")
+    b = execute(study, cfg, tmp_path / "b", device="auto")
+    assert a.summary["env"]["device"] == "cpu"
     assert a.path.name == b.path.name  # same config, same run id
     pd.testing.assert_frame_equal(read_metrics(a.path), read_metrics(b.path))
     assert a.summary["metrics"] == b.summary["metrics"]

@@ -4,6 +4,7 @@ from fmlab.cli import (
     core,  # noqa: F401  (registers commands)
     fit,  # noqa: F401  (registers `fmlab fit …`)
     inspect,  # noqa: F401  (registers `fmlab inspect`)
+    show,  # noqa: F401  (registers `fmlab show`)
     sweep,  # noqa: F401  (registers `fmlab sweep | status | table`)
     unlock,  # noqa: F401  (registers `fmlab unlock`)
 )

@@ -25,11 +25,10 @@ from fmlab.cli.app import (
     plain,
     report_failure,
     say,
-    show_progress,
     warn,
 )
 from fmlab.contracts import CorruptFileError
-from fmlab.store import find_runs, is_run_dir, read_summary, skip
+from fmlab.store import find_runs, is_run_dir, skip
 
 
 def _number(value: Any) -> str:
@@ -121,7 +120,7 @@ def run(
     """Run one study with a preset and overrides; print its claims. A killed or stopped
     run (Ctrl-C, SIGTERM) resumes from its checkpoints when the same command is rerun."""
     from fmlab.catalog import get_study
-    from fmlab.progress import Progress
+    from fmlab.progress import progress_for
     from fmlab.report import write_run_report
     from fmlab.runner import execute
     from fmlab.study import import_modules
@@ -132,7 +131,7 @@ def run(
     how = execution_options(device, checkpoint_every, no_checkpoint)
     if threads:
         torch.set_num_threads(threads)
-    progress = Progress(err) if show_progress(as_json) else nullcontext()
+    progress = progress_for(err, as_json)
     with progress as bars:
         result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=preset, **how)
     if report:
@@ -149,31 +148,6 @@ def run(
             out.print(plain(f"report: {summary['report']}"))
     if result.status == "failed":
         raise report_failure(result.summary, result.path)
-
-
-@app.command()
-@friendly
-def show(
-    run_dir: Path = typer.Argument(..., help="a run directory"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Show a run's summary and claims."""
-    summary = read_summary(run_dir)
-    if summary is None:
-        if not (run_dir / "config.json").exists():
-            raise fail(f"{run_dir} is not a run directory (no config.json)")
-        raise fail(f"{run_dir} has not finished (no summary.json); rerun it to complete it", 1)
-    if as_json:
-        return emit_json(summary)
-    out.print(_claims_table(summary))
-    scalars = {k: v for k, v in summary["metrics"].items() if not isinstance(v, list)}
-    table = Table(title="metrics")
-    table.add_column("metric")
-    table.add_column("value")
-    for key, value in scalars.items():
-        table.add_row(plain(key), plain(_number(value)))
-    out.print(table)
-    out.print(plain(f"wall {summary.get('wall_s')} s · env {summary.get('env')}"))
 
 
 @app.command()
@@ -270,7 +244,7 @@ def reproduce(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a suite of studies and write one HTML index of their reports."""
-    from fmlab.progress import Progress
+    from fmlab.progress import progress_for
     from fmlab.report import write_index
     from fmlab.suites import run_item, run_parallel, suite_items
     from fmlab.sweep.executors import available_cores, plan_threads
@@ -281,7 +255,7 @@ def reproduce(
     threads = plan_threads(jobs, None)
     done: dict[int, Any] = {}
     if jobs == 1:
-        progress = Progress(err) if show_progress(as_json) else nullcontext()
+        progress = progress_for(err, as_json)
         with progress as bars:
             for i, item in enumerate(items):
                 if not as_json:
@@ -291,7 +265,7 @@ def reproduce(
         if not as_json:
             names = ", ".join(f"{i.study} ({i.preset})" for i in items)
             err.print(plain(f"running {names} in {jobs} processes × {threads} torch threads"))
-        progress = Progress(err) if show_progress(as_json) else nullcontext()
+        progress = progress_for(err, as_json)
         with progress as bars, _suite_bar(bars, suite, len(items)) as advance:
             parallel = run_parallel(
                 items, out_dir, jobs=jobs, threads=threads, force=force, execution=how

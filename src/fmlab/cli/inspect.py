@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -11,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fmlab.cli.app import (
+    DEVICE,
     app,
     emit_json,
     err,
@@ -19,9 +19,9 @@ from fmlab.cli.app import (
     plain,
     report_failure,
     say,
-    show_progress,
 )
 from fmlab.config import validate
+from fmlab.device import resolve
 from fmlab.instruments import INSTRUMENTS
 from fmlab.stats.seeds import SUFFIXES
 
@@ -55,11 +55,12 @@ def inspect(
         None, "--threads", min=1, help="torch threads (default: all)"
     ),
     imports: list[str] = typer.Option([], "--import", help="module that registers an instrument"),
+    device: str = DEVICE,
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one instrument on every layer of a model; write a run directory and a report."""
     from fmlab.catalog import get_study
-    from fmlab.progress import Progress
+    from fmlab.progress import progress_for
     from fmlab.report import write_run_report
     from fmlab.runner import execute
 
@@ -77,9 +78,11 @@ def inspect(
     _precheck(cfg)
     if threads:
         torch.set_num_threads(threads)
-    progress = Progress(err) if show_progress(as_json) else nullcontext()
+    progress = progress_for(err, as_json)
     with progress as bars:
-        result = execute(spec, cfg, out_dir, force=force, progress=bars, reraise=True)
+        result = execute(
+            spec, cfg, out_dir, force=force, progress=bars, reraise=True, device=resolve(device)
+        )
     summary = {**result.summary, "path": str(result.path), "reused": result.reused}
     summary["report"] = str(write_run_report(result.path, spec))
     if as_json:

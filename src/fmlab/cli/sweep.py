@@ -6,12 +6,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, err, fail, friendly, out, plain, say, show_progress
+from fmlab.cli.app import (
+    CHECKPOINT_EVERY,
+    DEVICE,
+    NO_CHECKPOINT,
+    app,
+    emit_json,
+    err,
+    fail,
+    friendly,
+    out,
+    plain,
+    say,
+    show_progress,
+)
 from fmlab.cli.executor_flags import chosen_options, with_executor_flags
 from fmlab.errors import UserInputError
 from fmlab.sweep.executors import EXECUTORS
@@ -87,6 +101,9 @@ def sweep(
     allow_changed: bool = typer.Option(False, "--allow-changed", help="accept a changed spec"),
     lease_ttl: float = typer.Option(60.0, "--lease-ttl", help="seconds before a claim expires"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and list the runs only"),
+    device: str = DEVICE,
+    checkpoint_every: float = CHECKPOINT_EVERY,
+    no_checkpoint: bool = NO_CHECKPOINT,
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     executor_flags: dict | None = None,
 ) -> None:
@@ -113,6 +130,7 @@ def sweep(
     if executor is None:
         executor = "local" if jobs > 1 else "serial"
     executor_options = chosen_options(executor, executor_flags or {})
+    check_device(device, here=executor in ("serial", "local"))
     if not 0 < lease_ttl < float("inf"):
         raise UserInputError(f"--lease-ttl must be a finite number > 0 seconds, got {lease_ttl}")
     if directory is None:  # a bad --name fails here, before a dry run as before a run
@@ -137,6 +155,8 @@ def sweep(
                 lease_ttl=lease_ttl,
                 executor_options=executor_options,
                 imports=imports,
+                device=device,
+                checkpoint_every=None if no_checkpoint else checkpoint_every,
                 on_start=bar.start,
                 on_outcome=bar.advance,
             )
@@ -147,6 +167,21 @@ def sweep(
     _report(result, as_json)
     if result.count("failed") or result.count("crashed"):
         raise typer.Exit(1)
+
+
+def check_device(device: str, *, here: bool) -> None:
+    """A device the runs can use: it must exist here when they run here; for a cluster's
+    executor it is only parsed (the login node may have no GPU; the workers resolve it)."""
+    from fmlab.device import CHOICES, resolve
+
+    if here:
+        resolve(device)
+        return
+    try:
+        if device.strip().lower() != "auto":
+            torch.device(device)
+    except RuntimeError:
+        raise UserInputError(f"--device {device!r}: choose {CHOICES}") from None
 
 
 def _dry_run(spec: Any, imports: list[str], as_json: bool) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from fmlab.config import Config, validate
+from fmlab.device import device_of, place
 from fmlab.errors import UserInputError
 from fmlab.registry import Registry
 
@@ -136,7 +137,9 @@ class Inspection:
         }
 
     def encode(self, loaded: Any) -> list[dict]:
-        return encode(loaded.tokenizer, self.texts, self.cfg.batch_size, self.cfg.max_length)
+        """The texts as batches for ``loaded``, on its device."""
+        batches = encode(loaded.tokenizer, self.texts, self.cfg.batch_size, self.cfg.max_length)
+        return place(batches, device_of(loaded.model))
 
     def layer_activations(self, loaded: Any = None) -> LayerActivations:
         """``embed`` and each block's ``cfg.site``, reduced by ``cfg.reduce`` (``auto``:
@@ -202,7 +205,7 @@ def capture_layers(
     acts = capture_dataset(
         model, track(batches, len(batches), "capture"), sites, reduce=reduce, max_bytes=max_bytes
     )
-    return [acts[s] for s in sites]
+    return [acts[s].cpu() for s in sites]  # measured on the CPU, in float64
 
 
 def lm_kind(model: nn.Module) -> str:

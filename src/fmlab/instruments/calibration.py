@@ -42,8 +42,8 @@ def token_logits(
     for batch in batches:
         inputs, targets, keep = _targets(model, tokenizer, batch, seed + n)
         logits = capture(model, inputs, ["logits"])["logits"]
-        rows.append(logits[keep].float())
-        ys.append(targets[keep])
+        rows.append(logits[keep].float().cpu())
+        ys.append(targets[keep].cpu())
         n += int(keep.sum())
         if n >= max_rows:
             break

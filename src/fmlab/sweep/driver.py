@@ -123,6 +123,8 @@ class TaskSettings:
     return_files: bool
     ensemble: Literal["auto", "off"]
     ensemble_size: int | None = None
+    device: str = "auto"
+    checkpoint_every: float | None = 600.0
 
 
 def make_tasks(
@@ -147,6 +149,8 @@ def make_tasks(
                 lease_by="driver" if s.return_files else "worker",
                 return_files=s.return_files,
                 batch=len(runs) > 1,
+                device=s.device,
+                checkpoint_every=s.checkpoint_every,
             )
         )
     return tasks
@@ -178,6 +182,8 @@ def run_sweep(
     return_files: bool = False,
     executor_options: dict[str, Any] | None = None,
     imports: Sequence[str] | None = None,
+    device: str = "auto",
+    checkpoint_every: float | None = 600.0,
     on_start: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> SweepResult:
@@ -187,7 +193,9 @@ def run_sweep(
     ``<study>-<preset>``); runs are stored in it as ``<study>/<run_id>/``. ``executor``
     is a registered executor's name (``serial | local | ray | slurm`` …, with its options
     in ``executor_options``) or an :class:`Executor`. ``on_start(total,
-    done)`` and ``on_outcome(run_outcome)`` drive a progress display. ``imports``: the
+    done)`` and ``on_outcome(run_outcome)`` drive a progress display. ``device`` and
+    ``checkpoint_every`` (None: no checkpoints) say where and how the runs execute (a run
+    killed with the sweep resumes from its checkpoints on the rerun). ``imports``: the
     modules to import to find the study (default: ``spec.imports``; a resumed sweep
     passes only what the user named, never what its saved spec lists).
     """
@@ -200,7 +208,12 @@ def run_sweep(
     where = Path(directory) if directory else sweep_dir(out, default if name is None else name)
     if isinstance(executor, str):
         executor = make_executor(
-            executor, jobs=jobs, threads=threads, directory=where, **(executor_options or {})
+            executor,
+            jobs=jobs,
+            threads=threads,
+            directory=where,
+            device=device,
+            **(executor_options or {}),
         )
     return_files = return_files or getattr(executor, "returns_files", False)
     try:
@@ -216,6 +229,8 @@ def run_sweep(
         return_files=return_files,
         ensemble=ensemble,
         ensemble_size=ensemble_size,
+        device=device,
+        checkpoint_every=checkpoint_every,
     )
     result = SweepResult(where, len(p.points), duplicates=p.duplicates)
     try:

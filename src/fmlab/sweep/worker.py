@@ -58,6 +58,8 @@ class Task:
     lease_by: Literal["worker", "driver"] = "worker"
     return_files: bool = False
     batch: bool = False  # hand the runs to execute_batch as one group
+    device: str = "auto"  # resolved where the task runs
+    checkpoint_every: float | None = 600.0  # None: the runs save no checkpoints
 
 
 @dataclass(frozen=True)
@@ -137,11 +139,19 @@ def _resolve(task: Task) -> tuple[Any, list[Any]]:
 
 def _execute(task: Task, study: Any, cfgs: list[Any], root: Path) -> list[Any]:
     """The runner on the task's configs; the caller already holds (or needs no) leases."""
+    from fmlab.checkpoint import Policy
     from fmlab.runner import execute, execute_batch
 
+    every = task.checkpoint_every
+    how = {
+        "preset": task.preset,
+        "lease": False,
+        "device": task.device,
+        "checkpoints": Policy(every is not None, every or 0.0),
+    }
     if task.batch and len(cfgs) > 1:
-        return execute_batch(study, cfgs, root, preset=task.preset, lease=False)
-    return [execute(study, cfg, root, preset=task.preset, lease=False) for cfg in cfgs]
+        return execute_batch(study, cfgs, root, **how)
+    return [execute(study, cfg, root, **how) for cfg in cfgs]
 
 
 def _outcome(result: Any) -> RunOutcome:

@@ -31,6 +31,7 @@ from fmlab.checkpoint import LoopCheckpoint
 from fmlab.device import place
 from fmlab.train.config import TrainConfig
 from fmlab.train.loop import save_if_due, skip_batches
+from fmlab.train.precision import Precision
 from fmlab.train.schedule import lr_at
 
 # Keys that may differ between members; everything else in TrainConfig must agree.
@@ -154,8 +155,14 @@ def train_ensemble(
         raise ValueError(f"{len(cfgs)} configs for an ensemble of {ensemble.size}")
     check_member_configs(cfgs)
     cfg, K = cfgs[0], ensemble.size
+    if cfg.precision == "fp16":
+        raise ValueError(
+            "train.precision=fp16 needs a gradient scaler, which batched ensembles have not: "
+            "use bf16, or train the members one by one (batched=false / --ensemble off)"
+        )
     params = list(ensemble.params.values())
     device = params[0].device if params else torch.device("cpu")
+    amp = Precision(cfg, device)
     optimizer = BatchedAdamW(params, cfgs)
     lamb = torch.tensor([c.grokfast.lamb if c.grokfast else 0.0 for c in cfgs], device=device)
     alpha = next((c.grokfast.alpha for c in cfgs if c.grokfast), None)
@@ -195,7 +202,8 @@ def train_ensemble(
     loss_sum, n_losses = torch.zeros(K, dtype=torch.float64, device=device), 0
     for step in range(start + 1, cfg.steps + 1):
         lrs = [lr_at(c, step - 1) if alive[k] else 0.0 for k, c in enumerate(cfgs)]
-        losses = loss_fn(ensemble, place(next(batches), device))  # (K,)
+        with amp.autocast():
+            losses = loss_fn(ensemble, place(next(batches), device))  # (K,)
         drawn += 1
         finite = torch.isfinite(losses.detach())
         for k in torch.nonzero(alive & ~finite).flatten().tolist():

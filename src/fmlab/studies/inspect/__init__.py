@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from fmlab.config import Config, added_field, validate
+from fmlab.device import place
 from fmlab.instruments import INSTRUMENTS, Inspection
 from fmlab.store import Run, RunData
 from fmlab.study import study
@@ -68,13 +69,15 @@ PAPER = InspectConfig(model="minilm", instrument="probe", label="tense")
 def load_model(name: str, cfg: InspectConfig) -> Any:
     from fmlab.models.hf import load
 
-    return load(
+    loaded = load(
         name,
         task=cfg.task,
         allow_unsafe_pickle=cfg.allow_unsafe_pickle,
         trust_remote_code=cfg.trust_remote_code,
         seed=cfg.seed,
     )
+    place(loaded.model)  # on the run's device
+    return loaded
 
 
 def texts_of(cfg: InspectConfig) -> tuple[list[str], dict[str, list[str]]]:

@@ -36,15 +36,15 @@ def make_executor(
     jobs: int = 1,
     threads: int | None = None,
     directory: Path | str = ".",
+    device: str = "auto",
     **options: Any,
 ) -> Executor:
     """The executor called ``name``, with its options validated by its options model."""
     if jobs < 1:
         raise UserInputError(f"-j/--jobs must be >= 1, got {jobs}")
     spec = EXECUTORS.get(name)
-    return spec.create(
-        validate(spec.options, options), ExecutorContext(jobs, threads, Path(directory))
-    )
+    ctx = ExecutorContext(jobs, threads, Path(directory), device)
+    return spec.create(validate(spec.options, options), ctx)
 
 
 __all__ = [

@@ -55,6 +55,11 @@ class ExecutorContext:
     jobs: int  # -j: parallel workers, or an array's width
     threads: int | None  # --threads: torch threads per worker (None: the executor decides)
     directory: Path  # the sweep directory (e.g. for a cluster's job files)
+    device: str = "auto"  # where the runs compute (cuda…: ask the cluster for GPUs)
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.device.startswith("cuda")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class RayExecutor:
         address: str | None = None,
         threads: int | None = None,
         return_files: bool = False,
+        gpus: float = 0,
     ):
         try:
             import ray
@@ -56,6 +57,7 @@ class RayExecutor:
         self._ray = ray
         self.threads = threads or 1  # CPUs Ray reserves per task
         self.task_threads = threads  # None: leave the worker's torch threads as Ray set them
+        self.gpus = gpus  # GPUs Ray reserves per task (1 with --device cuda)
         self.returns_files = return_files
         self._started = False
         self._refs: dict[Any, Task] = {}
@@ -74,7 +76,7 @@ class RayExecutor:
 
     def run(self, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
         ray = self._ray
-        remote = ray.remote(num_cpus=self.threads, max_retries=0)(run_task)
+        remote = ray.remote(num_cpus=self.threads, num_gpus=self.gpus, max_retries=0)(run_task)
         self._refs = {remote.remote(task): task for task in tasks}
         while self._refs:
             done, _ = ray.wait(list(self._refs), num_returns=1, timeout=1.0)
@@ -102,4 +104,5 @@ class RayExecutor:
 
 @register_executor("ray", RayOptions, help="Ray tasks on a local or remote cluster")
 def create(options: RayOptions, ctx: ExecutorContext) -> RayExecutor:
-    return RayExecutor(options.address, ctx.threads, options.return_files)
+    gpus = 1 if ctx.wants_gpu else 0
+    return RayExecutor(options.address, ctx.threads, options.return_files, gpus)

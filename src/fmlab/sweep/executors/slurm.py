@@ -36,7 +36,7 @@ class SlurmOptions(Config):
     mem_gb: float | None = Field(
         None, gt=0, description="GB per job", json_schema_extra={"flags": ["--slurm-mem"]}
     )
-    gpus: int = Field(0, ge=0, description="GPUs per job")
+    gpus: int | None = Field(None, ge=0, description="GPUs per job (default: 1 with --device cuda)")
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="extra sbatch key=value (repeatable)",
@@ -160,7 +160,7 @@ def create(options: SlurmOptions, ctx: ExecutorContext) -> SlurmExecutor:
         partition=options.partition,
         time_min=options.time_min,
         mem_gb=options.mem_gb,
-        gpus=options.gpus,
+        gpus=options.gpus if options.gpus is not None else int(ctx.wants_gpu),
         extra=options.extra,
         poll_s=options.poll_s,
     )
