@@ -97,8 +97,8 @@ def chinchilla(
     from fmlab.fit import ChinchillaFit
     from fmlab.fit.figures import chinchilla_figures, log_fit_quality
 
-    if not huber_delta > 0:
-        raise UserInputError(f"--huber-delta must be > 0, got {huber_delta}")
+    if not 0 < huber_delta < float("inf"):
+        raise UserInputError(f"--huber-delta must be a finite number > 0, got {huber_delta}")
     if any(not c > 0 for c in budget):
         raise UserInputError(f"--budget values must be > 0, got {budget}")
     with collected_warnings() as notes, _large_input(data, as_json, max_memory) as run:

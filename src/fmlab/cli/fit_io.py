@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,14 +74,6 @@ def collected_warnings() -> Iterator[list[str]]:
         warnings.simplefilter("always")
         yield messages
     messages.extend(dict.fromkeys(str(w.message) for w in caught))
-
-
-def fit_or_explain(fn: Callable[[], Any]) -> Any:
-    """Run a fit; a ``ValueError`` (too few points, an unusable option) becomes one line."""
-    try:
-        return fn()
-    except ValueError as e:
-        raise UserInputError(str(e)) from None
 
 
 def ci_pair(ci: Any) -> list[float | None]:

@@ -5,6 +5,7 @@ the options."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,11 +86,11 @@ def edge_report(grid: np.ndarray, theta_best: np.ndarray, in_basin: np.ndarray) 
 def check_options(fit: Any) -> None:
     """A clear error naming the option and its allowed values (not an overflow later)."""
     rules = {
-        "delta": (fit.delta > 0, "> 0"),
+        "delta": (0 < fit.delta < math.inf, "a finite number > 0"),
         "n_bootstrap": (fit.n_bootstrap >= 0, ">= 0"),
         "bootstrap_starts": (fit.bootstrap_starts >= 0, ">= 0"),
         "confidence": (0 < fit.confidence < 1, "in (0, 1)"),
-        "gtol": (fit.gtol > 0, "> 0"),
+        "gtol": (0 < fit.gtol < math.inf, "a finite number > 0"),
         "max_iter": (fit.max_iter >= 1, ">= 1"),
         "basin_rtol": (fit.basin_rtol >= 0, ">= 0"),
         "screen_iter": (fit.screen_iter >= 0, ">= 0 (0: every start to the end)"),

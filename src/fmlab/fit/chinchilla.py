@@ -168,6 +168,8 @@ class ChinchillaFit:
         arrays = check_positive_finite({"N": N, "D": D, "loss": loss})
         N, D, loss = arrays["N"], arrays["D"], arrays["loss"]
         k = int(self.exclude_top_loss)
+        if len(loss) < 6:
+            raise ValueError(f"need at least 6 points to fit 5 parameters, got {len(loss)}")
         if not 0 <= k < len(loss):
             raise ValueError(f"exclude_top_loss must be in [0, {len(loss)}), got {k}")
         order = np.argsort(-loss, kind="stable")

@@ -165,7 +165,7 @@ def test_table_output_default_out_dir_and_nan_rows(tmp_path):
     ("args", "fragment"),
     [
         (["--n-col", "nope"], "missing column(s) ['nope']"),
-        (["--huber-delta", "0"], "--huber-delta must be > 0"),
+        (["--huber-delta", "0"], "--huber-delta must be a finite number > 0"),
         (["--exclude-top-loss", "30"], "exclude_top_loss must be in [0, 20)"),
         (["--d-col", "D", "--c-col", "C"], "either --d-col or --c-col"),
     ],

@@ -152,7 +152,7 @@ def test_bad_rows_are_named(column, value, message):
 
 @pytest.mark.parametrize(
     ("option", "value", "allowed"),
-    [("delta", -1.0, "> 0"), ("screen_keep", 0.0, "in \\(0, 1\\]"),
+    [("delta", -1.0, "a finite number > 0"), ("screen_keep", 0.0, "in \\(0, 1\\]"),
      ("screen_iter", -3, ">= 0"), ("n_bootstrap", -1, ">= 0"), ("confidence", 1.5, "in")],
 )  # fmt: skip
 def test_bad_options_are_named(option, value, allowed):
