@@ -28,6 +28,7 @@ from fmlab.cli.app import (
     warn,
 )
 from fmlab.contracts import CorruptFileError
+from fmlab.parallel import default_threads
 from fmlab.store import find_runs, is_run_dir, skip
 
 
@@ -108,7 +109,10 @@ def run(
     out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs directory"),
     force: bool = typer.Option(False, "--force", help="rerun even if this config finished"),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="torch threads (default: all)"
+        None,
+        "--threads",
+        min=1,
+        help="torch threads (default: the cores not busy)",
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
     imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
@@ -129,8 +133,7 @@ def run(
     spec = get_study(study)
     cfg = spec.resolve(preset, overrides)
     how = execution_options(device, checkpoint_every, no_checkpoint)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or default_threads())
     progress = progress_for(err, as_json)
     with progress as bars:
         result = execute(spec, cfg, out_dir, force=force, progress=bars, preset=preset, **how)

@@ -23,6 +23,7 @@ from fmlab.cli.app import (
 from fmlab.config import validate
 from fmlab.device import resolve
 from fmlab.instruments import INSTRUMENTS
+from fmlab.parallel import default_threads
 from fmlab.stats.seeds import SUFFIXES
 
 INSTRUMENT_HELP = "; ".join(f"{name}: {spec.help}" for name, spec in INSTRUMENTS.items())
@@ -52,7 +53,10 @@ def inspect(
         False, "--trust-remote-code", help="run the model's own Python code"
     ),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="torch threads (default: all)"
+        None,
+        "--threads",
+        min=1,
+        help="torch threads (default: the cores not busy)",
     ),
     imports: list[str] = typer.Option([], "--import", help="module that registers an instrument"),
     device: str = DEVICE,
@@ -76,8 +80,7 @@ def inspect(
     }
     cfg = validate(spec.config, fields).override(*overrides)
     _precheck(cfg)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or default_threads())
     progress = progress_for(err, as_json)
     with progress as bars:
         result = execute(

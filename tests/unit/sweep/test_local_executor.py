@@ -11,15 +11,20 @@ import pytest
 
 from fmlab.errors import UserInputError
 from fmlab.lease import current_lease, pid_alive
+from fmlab.parallel import default_threads
 from fmlab.store import read_metrics, read_summary
 from fmlab.sweep import SweepInterrupted, run_sweep, sweep_spec
 from fmlab.sweep.executors import plan_threads
 from fmlab.sweep.tables import sweep_status
 
 
-def test_thread_plan_keeps_jobs_times_threads_within_the_cores():
+def test_thread_plan_keeps_jobs_times_threads_within_the_free_cores():
+    assert default_threads(2, cores=2, busy=0) == 1
+    assert default_threads(1, cores=8, busy=0) == 8
+    assert default_threads(1, cores=2, busy=1) == 1  # another process holds a core
+    assert default_threads(2, cores=8, busy=3) == 2
+    assert default_threads(4, cores=2, busy=5) == 1  # never fewer than one
     assert plan_threads(2, None, cores=2) == 1
-    assert plan_threads(1, None, cores=8) == 8
     assert plan_threads(3, 2, cores=8) == 2
     with pytest.raises(UserInputError, match="exceeds the 8 cores"):
         plan_threads(4, 3, cores=8)
