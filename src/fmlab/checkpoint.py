@@ -41,9 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from fmlab.atomic import atomic_write_bytes, json_default
 
 DIRNAME = "checkpoints"
@@ -226,8 +223,11 @@ def clear(run_dir: Path) -> None:
 # ---- tensors inside JSON-able structures -----------------------------------------------
 
 
-def _flatten_tensors(tree: Any) -> tuple[dict[int, str], dict[str, torch.Tensor]]:
+def _flatten_tensors(tree: Any) -> tuple[dict[int, str], dict[str, Any]]:
     """Name every tensor (and numpy array) in ``tree`` by its path."""
+    import numpy as np
+    import torch
+
     names: dict[int, str] = {}
     flat: dict[str, torch.Tensor] = {}
 
@@ -249,6 +249,9 @@ def _flatten_tensors(tree: Any) -> tuple[dict[int, str], dict[str, torch.Tensor]
 
 
 def _encode(node: Any, names: dict[int, str]) -> Any:
+    import numpy as np
+    import torch
+
     if isinstance(node, torch.Tensor):
         return {"__tensor__": names[id(node)]}
     if isinstance(node, np.ndarray):
@@ -264,7 +267,7 @@ def _encode(node: Any, names: dict[int, str]) -> Any:
     return node
 
 
-def _decode(node: Any, flat: dict[str, torch.Tensor]) -> Any:
+def _decode(node: Any, flat: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_decode(v, flat) for v in node]
     if not isinstance(node, dict):

@@ -6,7 +6,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -133,6 +132,8 @@ def run(
     spec = get_study(study)
     cfg = spec.resolve(preset, overrides)
     how = execution_options(device, checkpoint_every, no_checkpoint)
+    import torch
+
     torch.set_num_threads(threads or default_threads())
     progress = progress_for(err, as_json)
     with progress as bars:

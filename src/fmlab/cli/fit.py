@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import typer
 
+from fmlab.cli import fit_plots as plots
 from fmlab.cli.app import app, err, friendly, show_progress
 from fmlab.cli.fit_io import checked_table, ci_pair, collected_warnings, finish
 from fmlab.errors import UserInputError
@@ -95,7 +95,7 @@ def chinchilla(
 ) -> None:
     """Fit L(N, D) = E + A/N^α + B/D^β (Hoffmann et al.'s approach 3) with bootstrap CIs."""
     from fmlab.fit import ChinchillaFit
-    from fmlab.fit.figures import chinchilla_figures, log_fit_quality
+    from fmlab.fit.quality import log_fit_quality
 
     if not 0 < huber_delta < float("inf"):
         raise UserInputError(f"--huber-delta must be a finite number > 0, got {huber_delta}")
@@ -143,9 +143,7 @@ def chinchilla(
     }
     finish(
         result,
-        lambda: chinchilla_figures(
-            fit.params_, df.N, df.D, df.loss, bootstrap=getattr(fit, "bootstrap_", None)
-        ),
+        lambda: plots.chinchilla_figures(fit, df),
         out_dir,
         data,
         "chinchilla",
@@ -199,7 +197,7 @@ def power_law(
 ) -> None:
     """Fit y = A x^-α (least squares in log-log) or, with --saturating, y = E + A x^-α."""
     from fmlab.fit import PowerLaw, SaturatingPowerLaw
-    from fmlab.fit.figures import log_fit_quality, power_law_figure
+    from fmlab.fit.quality import log_fit_quality
 
     options: dict[str, Any] = {"n_bootstrap": bootstrap, "confidence": confidence, "seed": seed}
     if saturating:
@@ -229,7 +227,7 @@ def power_law(
     }
     finish(
         result,
-        lambda: {"power_law": power_law_figure(fit, df.x, df.y, xlabel=x_col, ylabel=y_col)},
+        lambda: plots.power_law_figures(fit, df, x_col, y_col),
         out_dir,
         data,
         "power_law",
@@ -290,7 +288,7 @@ def isoflop(
     }
     finish(
         result,
-        lambda: _isoflop_figures(fit, df),
+        lambda: plots.isoflop_figures(fit, df),
         out_dir,
         data,
         "isoflop",
@@ -298,12 +296,6 @@ def isoflop(
         figures,
         as_json,
     )
-
-
-def _isoflop_figures(fit: Any, df: pd.DataFrame) -> dict[str, Any]:
-    from fmlab.fit.figures import isoflop_figures
-
-    return isoflop_figures(fit, df.N, df.loss, df.C)
 
 
 # ---- large inputs: memory check, progress, errors --------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -21,7 +20,6 @@ from fmlab.cli.app import (
     say,
 )
 from fmlab.config import validate
-from fmlab.device import resolve
 from fmlab.instruments import INSTRUMENTS
 from fmlab.parallel import default_threads
 from fmlab.stats.seeds import SUFFIXES
@@ -64,10 +62,13 @@ def inspect(
 ) -> None:
     """Run one instrument on every layer of a model; write a run directory and a report."""
     from fmlab.catalog import get_study
+    from fmlab.device import resolve
     from fmlab.progress import progress_for
     from fmlab.report import write_run_report
     from fmlab.runner import execute
+    from fmlab.study import import_modules
 
+    import_modules(imports)
     spec = get_study("inspect")
     fields = {
         "model": model,
@@ -80,6 +81,8 @@ def inspect(
     }
     cfg = validate(spec.config, fields).override(*overrides)
     _precheck(cfg)
+    import torch
+
     torch.set_num_threads(threads or default_threads())
     progress = progress_for(err, as_json)
     with progress as bars:

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -179,6 +178,8 @@ def check_device(device: str, *, here: bool) -> None:
         return
     try:
         if device.strip().lower() != "auto":
+            import torch
+
             torch.device(device)
     except RuntimeError:
         raise UserInputError(f"--device {device!r}: choose {CHOICES}") from None

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from fmlab.config import Config, validate
-from fmlab.device import device_of, place
 from fmlab.errors import UserInputError
 from fmlab.registry import Registry
+
+if TYPE_CHECKING:  # importing the registry (for --help, fmlab list) must not import torch
+    from torch import Tensor, nn
 
 Track = Callable[[Iterable[Any], int, str], Iterable[Any]]
 Measure = Callable[["Inspection", Any], Mapping[str, Any]]
@@ -138,6 +138,8 @@ class Inspection:
 
     def encode(self, loaded: Any) -> list[dict]:
         """The texts as batches for ``loaded``, on its device."""
+        from fmlab.device import device_of, place
+
         batches = encode(loaded.tokenizer, self.texts, self.cfg.batch_size, self.cfg.max_length)
         return place(batches, device_of(loaded.model))
 

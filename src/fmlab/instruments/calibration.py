@@ -3,18 +3,21 @@ after temperature scaling fitted on held-out tokens (Guo et al. 2017)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from fmlab.errors import UserInputError
 from fmlab.instruments.base import Inspection, instrument, lm_kind
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 
 def _targets(model, tokenizer, batch: dict, seed: int) -> tuple[dict, Tensor, Tensor]:
     """Inputs to run, target ids (B, T) and the mask (B, T) of scored positions."""
+    import torch
+
     ids, mask = batch["input_ids"], batch["attention_mask"].bool()
     if lm_kind(model) == "causal":
         targets = torch.roll(ids, -1, dims=1)
@@ -31,11 +34,19 @@ def _targets(model, tokenizer, batch: dict, seed: int) -> tuple[dict, Tensor, Te
     return {**batch, "input_ids": ids.masked_fill(chosen, mask_id)}, ids, chosen
 
 
-@torch.no_grad()
 def token_logits(
     model, tokenizer, batches: list[dict], max_rows: int, seed: int
 ) -> tuple[Tensor, Tensor]:
     """Logits (N, V) and targets (N,) of the scored positions, at most ``max_rows``."""
+    import torch
+
+    with torch.no_grad():
+        return _token_logits(model, tokenizer, batches, max_rows, seed)
+
+
+def _token_logits(model, tokenizer, batches, max_rows: int, seed: int) -> tuple[Tensor, Tensor]:
+    import torch
+
     from fmlab.hooks import capture
 
     rows, ys, n = [], [], 0

@@ -7,16 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from fmlab.errors import UserInputError
 from fmlab.instruments.base import Inspection, instrument, lm_kind
 
 
-@torch.no_grad()
 def lens_layers(model, batches: list[dict], kind: str = "resid_post") -> list[dict[str, float]]:
     """Logit-lens metrics (:func:`fmlab.hooks.lens_metrics`) of every block, pooled over
     batches, for a causal LM (next-token targets)."""
+    import torch
+
+    with torch.no_grad():
+        return _lens_layers(model, batches, kind)
+
+
+def _lens_layers(model, batches: list[dict], kind: str) -> list[dict[str, float]]:
+    import torch
+
     from fmlab.hooks import block_sites, hooked, lens_metrics, unembedding
 
     if lm_kind(model) != "causal":

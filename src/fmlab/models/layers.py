@@ -50,8 +50,10 @@ class Linear(nn.Module):
         self.bias = zeros_param((d_out,)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:  # (..., d_in) -> (..., d_out)
-        y = project(x, self.weight)
-        return y + self.bias if self.bias is not None else y
+        if self.bias is None:
+            return project(x, self.weight)
+        flat = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)  # bias fused
+        return flat.view(*x.shape[:-1], self.weight.shape[-1])
 
 
 def project(x: Tensor, weight: Tensor) -> Tensor:

@@ -51,10 +51,10 @@ def test_a_new_study_is_one_module(plugin_dir):
     assert '"inspect-copy"' in source
     (plugin_dir / "myext_study.py").write_text(source)
     try:
-        listed = fmlab("list", "--import", "myext_study")
-        assert "inspect-copy" in [s["name"] for s in listed["studies"]]
         ran = fmlab("run", "inspect-copy", "-p", "smoke", "--import", "myext_study",
                     "--out", str(plugin_dir / "runs"))  # fmt: skip
+        listed = fmlab("list", "--import", "myext_study")
+        assert "inspect-copy" in [s["name"] for s in listed["studies"]]
         assert ran["status"] == "completed" and Path(ran["path"]).parent.name == "inspect-copy"
         page = Path(ran["report"]).read_text()
         assert "Inspect a model" in page and "alt='cka'" in page  # its title and its figure
@@ -101,10 +101,10 @@ def test_a_new_mixer_is_one_module(plugin_dir):
 
     (plugin_dir / "myext_mixer.py").write_text(textwrap.dedent(MIXER))
     try:
-        assert "running-mean" in fmlab("list", "--import", "myext_mixer")["mixers"]
         ran = fmlab("run", "grokking", "-p", "smoke", "--import", "myext_mixer",
                     "--set", "model.mixer=running-mean", "--set", "compare_grokfast=null",
                     "--out", str(plugin_dir / "runs"))  # fmt: skip
+        assert "running-mean" in fmlab("list", "--import", "myext_mixer")["mixers"]
         assert ran["status"] == "completed"
         assert ran["config"]["model"]["mixer"] == {"kind": "running-mean"}
         page = Path(ran["report"]).read_text()
@@ -143,10 +143,10 @@ def test_a_new_instrument_is_one_module(plugin_dir):
     from fmlab.instruments import INSTRUMENTS
 
     (plugin_dir / "myext_instrument.py").write_text(textwrap.dedent(INSTRUMENT))
-    try:
-        assert "norms" in fmlab("list", "--import", "myext_instrument")["instruments"]
+    try:  # inspect first: its own --import must register the instrument
         ran = fmlab("inspect", "tiny-gpt2", "-i", "norms", "--import", "myext_instrument",
                     "--set", "max_texts=8", "--out", str(plugin_dir / "runs"))  # fmt: skip
+        assert "norms" in fmlab("list", "--import", "myext_instrument")["instruments"]
         assert ran["status"] == "completed" and ran["metrics"]["norm_last"] > 0
         page = Path(ran["report"]).read_text()
         assert "alt='norms'" in page

@@ -40,7 +40,7 @@ from fmlab.claims import Claim
 from fmlab.config import Config, execution_field
 from fmlab.errors import UserInputError
 from fmlab.fit import ChinchillaFit, IsoFlopFit
-from fmlab.fit.figures import log_fit_quality
+from fmlab.fit.quality import log_fit_quality
 from fmlab.models import GPTConfig
 from fmlab.stats.seeds import CI_HIGH, CI_LOW
 from fmlab.store import Run
