@@ -3,7 +3,9 @@ user's own study package would be: ``fmlab sweep sweep-toy --import fmlab_sweep_
 
 Every execution appends ``start``/``end`` lines to ``$FMLAB_TOY_MARKS/marks.log`` (one
 ``O_APPEND`` write per line), so tests count how often each run id was executed — in the
-driver, a spawned worker, a Ray worker or a submitit job alike.
+driver, a spawned worker, a Ray worker or a submitit job alike. While ``$FMLAB_TOY_MARKS/hold``
+exists a started run waits before its last step, so a test decides when it ends (not a
+sleep that a loaded machine outlasts).
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ def mark(kind: str, run: Run, extra: str = "") -> None:
         os.close(fd)
 
 
+def _wait_while_held(limit: float = 300.0) -> None:
+    folder = os.environ.get("FMLAB_TOY_MARKS")
+    deadline = time.monotonic() + limit
+    while folder and (Path(folder) / "hold").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def body(cfg: ToyConfig, run: Run) -> dict[str, float]:
     """A seeded noisy curve: the score depends on x and the seed, bit for bit."""
     mark("start", run)
@@ -70,6 +79,7 @@ def body(cfg: ToyConfig, run: Run) -> dict[str, float]:
             if cfg.interrupt:
                 os.kill(os.getpid(), signal.SIGINT)
         time.sleep(cfg.sleep / cfg.steps)
+    _wait_while_held()
     if cfg.fail:
         raise RuntimeError(f"toy failure at x={cfg.x}")
     mark("end", run)

@@ -16,6 +16,19 @@ def _start(args, env):
                             text=True)  # fmt: skip
 
 
+def _start_logged(args, env, log):
+    """Stderr goes to a file the test can poll while the process runs."""
+    return subprocess.Popen(cli(*args), env=env, stdout=subprocess.PIPE, stderr=log.open("w"),
+                            text=True)  # fmt: skip
+
+
+def _wait_for_text(path, text, timeout=120):
+    deadline = time.time() + timeout
+    while text not in path.read_text():
+        assert time.time() < deadline, f"never said {text!r}: {path.read_text()!r}"
+        time.sleep(0.05)
+
+
 def _wait_started(marks, n=1, timeout=60):
     deadline = time.time() + timeout
     while len(starts(marks)) < n:
@@ -25,12 +38,17 @@ def _wait_started(marks, n=1, timeout=60):
 
 def test_two_fmlab_runs_of_one_config_execute_it_once(tmp_path, toy_env):
     env, marks = toy_env
-    args = ["run", "sweep-toy", *TOY, "--set", "sleep=3", "--out", tmp_path / "runs", "--json"]
+    (marks / "hold").touch()  # the first run does not finish before the second has waited
+    args = ["run", "sweep-toy", *TOY, "--out", tmp_path / "runs", "--json"]
     first = _start(args, env)
     _wait_started(marks)
-    second = _start(args, env)
+    log = tmp_path / "second.err"
+    second = _start_logged(args, env, log)
+    _wait_for_text(log, "waiting for it")
+    (marks / "hold").unlink()
     out1, err1 = first.communicate(timeout=120)
-    out2, err2 = second.communicate(timeout=120)
+    out2, _ = second.communicate(timeout=120)
+    err2 = log.read_text()
     assert first.returncode == 0 and second.returncode == 0, err1 + err2
     a, b = json.loads(out1), json.loads(out2)
     assert len(starts(marks)) == 1  # executed exactly once
@@ -41,12 +59,16 @@ def test_two_fmlab_runs_of_one_config_execute_it_once(tmp_path, toy_env):
 
 def test_fmlab_run_beside_a_sweep_running_that_config_waits_for_it(tmp_path, toy_env):
     env, marks = toy_env
+    (marks / "hold").touch()
     runs = tmp_path / "runs"
-    sweep = _start(["sweep", "sweep-toy", *TOY, "--set", "sleep=3", "--out", runs], env)
+    sweep = _start(["sweep", "sweep-toy", *TOY, "--out", runs], env)
     _wait_started(marks)
-    single = _start(["run", "sweep-toy", *TOY, "--set", "sleep=3", "--out",
-                     runs / "sweeps" / "sweep-toy-smoke", "--json"], env)  # fmt: skip
+    log = tmp_path / "single.err"
+    single = _start_logged(["run", "sweep-toy", *TOY, "--out",
+                            runs / "sweeps" / "sweep-toy-smoke", "--json"], env, log)  # fmt: skip
+    _wait_for_text(log, "waiting for it")
+    (marks / "hold").unlink()
     sweep.communicate(timeout=120)
-    out, err = single.communicate(timeout=120)
-    assert sweep.returncode == 0 and single.returncode == 0, err
+    out, _ = single.communicate(timeout=120)
+    assert sweep.returncode == 0 and single.returncode == 0, log.read_text()
     assert len(starts(marks)) == 1 and json.loads(out)["reused"]
