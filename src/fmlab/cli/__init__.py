@@ -2,6 +2,7 @@
 
 from fmlab.cli import (
     core,  # noqa: F401  (registers commands)
+    export,  # noqa: F401  (registers `fmlab export`)
     fit,  # noqa: F401  (registers `fmlab fit …`)
     inspect,  # noqa: F401  (registers `fmlab inspect`)
     show,  # noqa: F401  (registers `fmlab show`)

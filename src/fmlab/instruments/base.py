@@ -140,7 +140,10 @@ class Inspection:
         """The texts as batches for ``loaded``, on its device."""
         from fmlab.device import device_of, place
 
-        batches = encode(loaded.tokenizer, self.texts, self.cfg.batch_size, self.cfg.max_length)
+        config = getattr(loaded.model, "config", None)  # texts never exceed the positions
+        limits = (getattr(config, k, None) for k in ("n_positions", "max_position_embeddings"))
+        max_length = min([self.cfg.max_length, *(n for n in limits if isinstance(n, int))])
+        batches = encode(loaded.tokenizer, self.texts, self.cfg.batch_size, max_length)
         return place(batches, device_of(loaded.model))
 
     def layer_activations(self, loaded: Any = None) -> LayerActivations:
