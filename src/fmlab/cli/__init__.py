@@ -8,6 +8,7 @@ from fmlab.cli import (
     show,  # noqa: F401  (registers `fmlab show`)
     sweep,  # noqa: F401  (registers `fmlab sweep | status | table`)
     unlock,  # noqa: F401  (registers `fmlab unlock`)
+    watermark,  # noqa: F401  (registers `fmlab watermark generate | detect`)
 )
 from fmlab.cli.app import app
 
