@@ -29,6 +29,22 @@ def test_runs_on_a_causal_lm_directory_or_tiny_model(tmp_path, one_thread):
     assert claims["fpr-at-z4-model-text"]["passed"] in (True, False)
 
 
+def test_runs_on_a_model_exported_by_fmlab_export(tmp_path, one_thread):
+    """The study's own GPT, exported as a transformers directory, is a source like any
+    causal LM; prompts come from a text file of its word-level tokens."""
+    pytest.importorskip("transformers")
+    from fmlab.models.hf.export import export_run
+
+    first = execute(STUDY, STUDY.resolve("smoke", ["seeds=[0]"]), tmp_path / "runs")
+    model_dir = export_run(first.path, tmp_path / "gpt", weights="gpt_seed0")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("t3 t1 t4 t1 t5\nt9 t2 t6 t5 t3\nt5 t8 t9 t7 t9\nt3 t2 t3 t8 t4\n")
+    overrides = [f"source={model_dir}", f"prompt_data={prompts}", "n_texts=8", "seeds=[0]"]
+    result = execute(STUDY, STUDY.resolve("smoke", overrides), tmp_path / "runs", reraise=True)
+    assert result.status == "completed"
+    assert result.summary["metrics"]["kl_kgw"] > 0
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

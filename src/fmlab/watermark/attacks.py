@@ -11,7 +11,8 @@ For KGW, :func:`expected_green_after_substitution` gives the exact expected gree
 after :func:`substitute`, from the text's own colours: a token keeps its colour when
 neither it nor its context was replaced; a token whose context was replaced meets a new
 green list, green with probability γ; a replaced token under an unchanged context is green
-with probability (γ|V| - 1)/(|V| - 1) if the old one was green, γ|V|/(|V| - 1) if red.
+with probability γ for independent (Bernoulli) lists, and for lists of exactly γ|V|
+tokens (γ|V| - 1)/(|V| - 1) if the old one was green, γ|V|/(|V| - 1) if red.
 This is exact in expectation over the replaced positions and over keys (fresh green lists),
 and under it the z-score shrinks by ≈ (1 - ε)^(h+1) for context width h (Kirchenbauer et
 al. §2: with h = 1 one replaced token can flip two colours).
@@ -86,23 +87,29 @@ def _log_comb(n: np.ndarray, k: int) -> np.ndarray:
 
 
 def expected_green_after_substitution(
-    flags: np.ndarray, k: int, context_width: int, gamma: float, vocab_size: int
+    flags: np.ndarray,
+    k: int,
+    context_width: int,
+    gamma: float,
+    vocab_size: int | None = None,
 ) -> np.ndarray:
     """Expected green count per row after :func:`substitute` of ``k`` of the ``n``
     generated tokens, each of which is scored (no dedupe); ``flags`` (B, n) are their
-    colours before (1 green, 0 red). See the module docstring."""
+    colours before (1 green, 0 red). ``vocab_size`` for green lists of fixed size
+    ``γ|V|``; None for independent Bernoulli(γ) colours. See the module docstring."""
     flags = np.asarray(flags, dtype=float)
     n = flags.shape[1]
-    green_size = round(gamma * vocab_size)
     c = np.minimum(np.arange(n), context_width)  # context tokens inside the generated part
     log_total = _log_comb(np.array(n), k)
     keep_ctx = np.exp(_log_comb(n - c, k) - log_total)  # context untouched
     keep_all = np.exp(_log_comb(n - c - 1, k) - log_total)  # context and token untouched
     own_only = keep_ctx - keep_all  # token replaced, context untouched
-    p_replaced = np.where(
-        flags > 0.5,
-        (green_size - 1) / (vocab_size - 1),
-        green_size / (vocab_size - 1),
-    )
+    if vocab_size is None:
+        p_replaced = np.full_like(flags, gamma)
+    else:
+        green_size = round(gamma * vocab_size)
+        p_replaced = np.where(
+            flags > 0.5, (green_size - 1) / (vocab_size - 1), green_size / (vocab_size - 1)
+        )
     expected = keep_all * flags + own_only * p_replaced + (1 - keep_ctx) * gamma
     return expected.sum(1)

@@ -57,12 +57,18 @@ def gpt_next(model: torch.nn.Module, window: int) -> NextLogprobs:
 
 
 def hf_next(model: Any) -> NextLogprobs:
-    """A ``transformers`` causal LM (no cache: tiny models, short texts)."""
+    """A ``transformers`` causal LM (no cache: tiny models, short texts). A text longer
+    than the model's positions is cut to its last ``n_positions`` tokens (a sliding
+    window), so small exported models generate any length."""
     device = next(model.parameters()).device
+    config = getattr(model, "config", None)
+    window = getattr(config, "n_positions", None) or getattr(
+        config, "max_position_embeddings", None
+    )
 
     @torch.no_grad()
     def next_logprobs(ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.to(device)
+        ids = (ids[:, -window:] if window else ids).to(device)
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]
         return logits.double().log_softmax(-1).cpu()
 

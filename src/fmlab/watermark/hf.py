@@ -61,7 +61,15 @@ def vocabulary(
             f"cannot read the tokenizer of {path}: {type(e).__name__}: {e}"
         ) from None
     vocab = getattr(config, "vocab_size", None) or len(tok)
-    return Vocabulary(tok, int(vocab), getattr(tok, "bos_token_id", None))
+    return Vocabulary(_untruncated(tok), int(vocab), getattr(tok, "bos_token_id", None))
+
+
+def _untruncated(tok: Any) -> Any:
+    """Texts are scored whole: no "longer than the maximum length" warning (generation
+    slides its window over the model's positions)."""
+    if hasattr(tok, "model_max_length"):
+        tok.model_max_length = 10**12
+    return tok
 
 
 def causal_lm(
@@ -84,4 +92,4 @@ def causal_lm(
         loaded.model.get_output_embeddings().weight.shape[0]
     )
     bos = getattr(loaded.tokenizer, "bos_token_id", None)
-    return place(loaded.model), Vocabulary(loaded.tokenizer, vocab, bos)
+    return place(loaded.model), Vocabulary(_untruncated(loaded.tokenizer), vocab, bos)

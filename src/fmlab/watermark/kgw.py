@@ -1,10 +1,10 @@
 """KGW: the green-list watermark of Kirchenbauer et al. 2023 ("A Watermark for Large
 Language Models", ICML; arXiv 2301.10226), their Algorithm 2 (soft red list).
 
-Generation: before token t, the previous token(s) and a key seed a pseudo-random
-partition of the vocabulary into a green list of ``int(γ·|V|)`` tokens and a red list;
-``δ`` is added to the green logits before sampling. Detection counts the green tokens
-``G`` among the ``T`` scored ones and computes ``z = (G - γT) / sqrt(Tγ(1-γ))``.
+Generation: before token t, the previous token(s) and a key seed a pseudo-random green
+list covering a fraction γ of the vocabulary; ``δ`` is added to the green logits before
+sampling. Detection counts the green tokens ``G`` among the ``T`` scored ones and
+computes ``z = (G - γT) / sqrt(Tγ(1-γ))``.
 
 Two seedings:
 
@@ -14,14 +14,17 @@ Two seedings:
   transformers' processor and detector is tested (tests/unit/watermark). Its flaw: for
   ``x_{t-1} = 0`` the seed is 0 whatever the key, so the green list after token 0 is
   public; harmless where token 0 is rare, not on a language where it is common.
-* ``keyed`` (the default) — the green list is the ``int(γ|V|)`` tokens with the smallest
-  :func:`fmlab.watermark.prf.uniforms` of (key, last ``context_width`` tokens): every
-  context depends on the key, any context width, vectorised.
+* ``keyed`` (the default) — the green list after context ``c`` is ``{i : π(i) < int(γ|V|)}``
+  for a keyed pseudo-random permutation ``π`` of the vocabulary seeded by (key, last
+  ``context_width`` tokens) (:func:`fmlab.watermark.prf.permute`): exactly ``int(γ|V|)``
+  green tokens as in the paper, every context depends on the key, any context width, and
+  a detector tests one token with a few hashes instead of drawing a permutation of the
+  whole vocabulary.
 
 Departures from ``transformers``' detector, both deliberate: γ in the z-score is the
-exact green fraction ``int(γ|V|)/|V|`` (transformers uses the nominal γ, which biases z
-when γ|V| is not an integer), and the p-value reported is the exact binomial tail beside
-the normal one (:mod:`fmlab.watermark.detect`).
+exact green probability (``int(γ|V|)/|V|`` for lefthash: transformers uses the nominal γ,
+which biases z when γ|V| is not an integer), and the p-value reported is the exact
+binomial tail beside the normal one (:mod:`fmlab.watermark.detect`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from fmlab.watermark.detect import (
 )
 
 _CHUNK = 2**22  # hashed elements per block when building green rows
+_CACHE_BYTES = 2**26  # lefthash green lists kept (bit-packed)
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,12 @@ class KGW:
 
     @property
     def green_size(self) -> int:
-        return int(self.vocab_size * self.gamma)  # transformers' rounding
+        """lefthash's list size, ``int(γ|V|)`` (transformers' rounding)."""
+        return int(self.vocab_size * self.gamma)
 
     @property
     def gamma_exact(self) -> float:
-        """The green fraction the null hypothesis really has: ``int(γ|V|) / |V|``."""
+        """The probability that a token is green without a watermark: ``int(γ|V|) / |V|``."""
         return self.green_size / self.vocab_size
 
     # ---- green lists ------------------------------------------------------------------
@@ -92,39 +97,32 @@ class KGW:
         contexts = np.asarray(contexts, dtype=np.int64).reshape(len(contexts), -1)
         contexts = contexts[:, contexts.shape[1] - self.context_width :]
         keys = np.broadcast_to(prf.as_keys(keys), (contexts.shape[0],))
-        table = np.concatenate([keys.view(np.int64)[:, None], contexts], axis=1)
-        unique, inverse = np.unique(table, axis=0, return_inverse=True)
-        rows = self._rows(unique[:, 0].view(np.uint64), unique[:, 1:])
-        return rows[inverse.reshape(-1)]
-
-    def _rows(self, keys: np.ndarray, contexts: np.ndarray) -> np.ndarray:
-        if self.seeding == "lefthash":
-            return np.stack(
-                [
-                    self._lefthash_row(int(k), int(c[-1]))
-                    for k, c in zip(keys, contexts, strict=True)
-                ]
-            )
-        out = np.zeros((len(keys), self.vocab_size), dtype=bool)
-        step = max(1, _CHUNK // self.vocab_size)
-        vocab = np.arange(self.vocab_size)
-        for i in range(0, len(keys), step):
-            s = prf.seeds(keys[i : i + step], contexts[i : i + step], prf.TAG_KGW)
-            u = prf.uniforms(s, vocab)
-            green = np.argpartition(u, self.green_size - 1, axis=1)[:, : self.green_size]
-            np.put_along_axis(out[i : i + step], green, True, axis=1)
-        return out
+        if self.seeding == "keyed":
+            out = np.empty((len(keys), self.vocab_size), dtype=bool)
+            step = max(1, _CHUNK // self.vocab_size)
+            vocab = np.arange(self.vocab_size)[None, :]
+            for i in range(0, len(keys), step):
+                s = prf.seeds(keys[i : i + step], contexts[i : i + step], prf.TAG_KGW)
+                ranks = prf.permute(s[:, None], vocab, self.vocab_size)
+                out[i : i + step] = ranks < self.green_size
+            return out
+        return np.stack(
+            [self._lefthash_row(int(k), int(c[-1])) for k, c in zip(keys, contexts, strict=True)]
+        )
 
     def _lefthash_row(self, key: int, prev: int) -> np.ndarray:
-        """transformers' ``WatermarkLogitsProcessor._get_greenlist_ids`` (lefthash), cached."""
-        cached = self._cache.get((key, prev))
-        if cached is None:
+        """transformers' ``WatermarkLogitsProcessor._get_greenlist_ids`` (lefthash), kept
+        bit-packed in a cache of at most ~64 MB."""
+        packed = self._cache.get((key, prev))
+        if packed is None:
             gen = torch.Generator().manual_seed((key * prev) % (2**64 - 1))
             perm = torch.randperm(self.vocab_size, generator=gen)[: self.green_size]
-            cached = np.zeros(self.vocab_size, dtype=bool)
-            cached[perm.numpy()] = True
-            self._cache[(key, prev)] = cached
-        return cached
+            row = np.zeros(self.vocab_size, dtype=bool)
+            row[perm.numpy()] = True
+            if (len(self._cache) + 1) * self.vocab_size > 8 * _CACHE_BYTES:
+                self._cache.clear()
+            packed = self._cache[(key, prev)] = np.packbits(row)
+        return np.unpackbits(packed, count=self.vocab_size).astype(bool)
 
     # ---- generation -------------------------------------------------------------------
 
@@ -151,11 +149,23 @@ class KGW:
         out = np.full((B, L), np.nan)
         if h >= L:
             return out
-        keys = np.broadcast_to(prf.as_keys(keys), (B,))
-        ctx = np.lib.stride_tricks.sliding_window_view(ids, h, axis=1)[:, : L - h]  # (B, L-h, h)
-        rows = self.green_rows(np.repeat(keys, L - h), ctx.reshape(-1, h))
+        keys = np.repeat(np.broadcast_to(prf.as_keys(keys), (B,)), L - h)
+        ctx = np.lib.stride_tricks.sliding_window_view(ids, h, axis=1)[:, : L - h].reshape(-1, h)
         tokens = ids[:, h:].reshape(-1)
-        out[:, h:] = rows[np.arange(len(tokens)), tokens].reshape(B, L - h)
+        if self.seeding == "keyed":  # a few hashes per token
+            ranks = prf.permute(prf.seeds(keys, ctx, prf.TAG_KGW), tokens, self.vocab_size)
+            out[:, h:] = (ranks < self.green_size).reshape(B, L - h)
+            return out
+        table = np.stack([keys.view(np.int64), ctx[:, -1]], axis=1)
+        unique, inverse = np.unique(table, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+        flags = np.empty(len(tokens))
+        for j, (key, prev) in enumerate(unique):  # one permutation per distinct context
+            where = order[bounds[j] : bounds[j + 1]]
+            flags[where] = self._lefthash_row(int(np.uint64(key)), int(prev))[tokens[where]]
+        out[:, h:] = flags.reshape(B, L - h)
         return out
 
     def detect_batch(

@@ -75,6 +75,31 @@ def uniforms(seed_rows: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
+def permute(seed_rows: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """A keyed pseudo-random permutation of ``0 … n-1``: ``π_seed(x)`` for each row's seed
+    (``seed_rows`` and ``x`` broadcast together). A 4-round Feistel network on ``2b`` bits
+    (``4^b >= n``) with SplitMix64 round functions — a pseudo-random permutation by Luby &
+    Rackoff (1988) — restricted to ``[0, n)`` by cycle-walking (Black & Rogaway 2002):
+    values that land outside are permuted again until they fall inside, which keeps it a
+    bijection. One value costs a few hashes, so ``π(x) < k`` tests membership in a keyed
+    random ``k``-subset without drawing the whole permutation."""
+    seed_rows, x = np.broadcast_arrays(np.asarray(seed_rows, np.uint64), np.asarray(x, np.int64))
+    half = max(1, (max(n - 1, 1).bit_length() + 1) // 2)
+    mask = np.uint64((1 << half) - 1)
+    y = x.astype(np.uint64).copy()
+    todo = np.ones(y.shape, dtype=bool)
+    with np.errstate(over="ignore"):
+        while todo.any():
+            s, v = seed_rows[todo], y[todo]
+            left, right = v >> np.uint64(half), v & mask
+            for r in range(4):
+                f = mix(s ^ (right * _TOKEN_STEP + np.uint64(r + 1) * _GOLDEN)) & mask
+                left, right = right, left ^ f
+            y[todo] = (left << np.uint64(half)) | right
+            todo &= y >= np.uint64(n)
+    return y.astype(np.int64)
+
+
 def derive_keys(seed: int, n: int) -> np.ndarray:
     """``n`` distinct-looking 64-bit keys from one integer seed (for experiments that
     give every text its own key)."""

@@ -57,8 +57,9 @@ def test_detector_counts_and_z_equal_transformers(dedupe):
 
 
 def test_exact_gamma_is_used_when_gamma_v_is_not_an_integer():
-    s = KGW(259, 0.25)
-    assert s.green_size == 64 and s.gamma_exact == pytest.approx(64 / 259)
+    for seeding in ("keyed", "lefthash"):
+        s = KGW(259, 0.25, seeding=seeding)
+        assert s.green_size == 64 and s.gamma_exact == pytest.approx(64 / 259)
 
 
 def test_keyed_green_lists_have_the_exact_size_and_depend_on_the_key_everywhere():
@@ -70,6 +71,11 @@ def test_keyed_green_lists_have_the_exact_size_and_depend_on_the_key_everywhere(
     assert not (a[0] == b[0]).all()  # also after token 0
     overlap = (a & b).sum() / a.sum()
     assert abs(overlap - 0.25) < 0.05  # independent lists share a fraction γ
+    # the detector's per-token test agrees with the generator's full rows
+    ids = np.array([[5, 17, 3, 60, 40, 3, 17, 0, 9]])
+    flags = s.green_flags(ids, 9)[0, 1:]
+    rows = s.green_rows(9, ids[0, :-1, None])
+    np.testing.assert_array_equal(flags, rows[np.arange(8), ids[0, 1:]])
     lefthash = KGW(V, 0.25, seeding="lefthash")
     # transformers' lefthash seeds with key · x_{t-1}: after token 0 every key agrees
     assert (lefthash.green_rows(1, [[0]]) == lefthash.green_rows(2, [[0]])).all()

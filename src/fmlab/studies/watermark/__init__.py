@@ -60,6 +60,9 @@ class WatermarkConfig(Config):
     train: TrainConfig = TrainConfig(steps=1200, lr=3e-3, batch_size=64, eval_every=200)
     seq_len: int = Field(32, ge=2, description="training context of the GPT")
     window: int = Field(8, ge=1, description="tokens the GPT sees when generating")
+    prompt_data: str = Field(
+        "sentences", description="causal LMs: prompts from this data (builtin or .txt/.jsonl)"
+    )
     allow_unsafe_pickle: bool = False
     trust_remote_code: bool = False
     seeds: list[int] = Field([0, 1, 2], min_length=1)

@@ -67,9 +67,10 @@ def kgw_null(scheme: KGW, ids: np.ndarray, P: int, keys: np.ndarray, dedupe: boo
 
 def _exact_sd(C: sparse.csr_matrix, V: int) -> float:
     """The null z-score's standard deviation the scored counts imply exactly, for green
-    lists that are uniformly random subsets of fixed size (per previous token b, the
-    colours of distinct next tokens are negatively correlated, -γ(1-γ)/(V-1); a
-    repeated pair adds its colour again): sqrt(mean over texts of Var(G)/(nγ(1-γ)))."""
+    lists that are uniformly random subsets of a fixed size: sqrt(mean over texts of
+    Var(G) / (nγ(1-γ))). A repeated (previous, next) pair adds its colour again (variance
+    ∝ count²); the colours of distinct next tokens after one previous token are negatively
+    correlated, -γ(1-γ)/(V-1) (a finite-vocabulary correction, < 1 when repeats are few)."""
     coo = C.tocoo()
     row_sum, row_sq = np.zeros((C.shape[0], V)), np.zeros((C.shape[0], V))
     np.add.at(row_sum, (coo.row, coo.col // V), coo.data)  # per (text, previous token)

@@ -92,14 +92,16 @@ def model_gap(model: GPT, lang: MarkovLanguage, cfg: Any) -> dict[str, float]:
 def language_source(cfg: Any, seed: int, run: Run) -> Source:
     lang = mixed_language(cfg.language, cfg.zipf_exponents)
     model = train_gpt(cfg, lang, seed, run)
+    run.save_weights(f"gpt_seed{seed}", model)  # `fmlab export RUN OUT --weights gpt_seed0`
     prompts = lang.sample(cfg.n_texts, cfg.prompt_len, torch.Generator().manual_seed(seed + 7))
     info = model_gap(model, lang, cfg)
     return Source(lang.vocab_size, gpt_next(model, cfg.window), prompts, lang, info)
 
 
 def hf_source(cfg: Any, seed: int) -> Source:
-    """A causal LM: prompts are the first ``prompt_len`` tokens of fmlab's builtin
-    sentences (those that have that many), drawn with replacement from ``seed``."""
+    """A causal LM: prompts are the first ``prompt_len`` tokens of the texts of
+    ``cfg.prompt_data`` (fmlab's builtin sentences, or a .txt/.jsonl file) that have that
+    many, drawn with replacement from ``seed``."""
     from fmlab.data import load_texts
     from fmlab.errors import UserInputError
     from fmlab.models.hf import load
@@ -115,12 +117,14 @@ def hf_source(cfg: Any, seed: int) -> Source:
     if tok is None:
         raise UserInputError(f"{cfg.source} has no tokenizer: prompts cannot be made")
     rows = []
-    for text in load_texts("sentences").texts:
+    for text in load_texts(cfg.prompt_data).texts:
         ids = tok(text, return_tensors="pt")["input_ids"][0]
         if len(ids) >= cfg.prompt_len:
             rows.append(ids[: cfg.prompt_len])
     if not rows:
-        raise UserInputError(f"no builtin sentence has {cfg.prompt_len} tokens: lower prompt_len")
+        raise UserInputError(
+            f"no text of {cfg.prompt_data!r} has {cfg.prompt_len} tokens: lower prompt_len"
+        )
     pick = torch.randint(len(rows), (cfg.n_texts,), generator=torch.Generator().manual_seed(seed))
     prompts = torch.stack(rows)[pick]
     vocab = int(model.get_output_embeddings().weight.shape[0])
