@@ -159,6 +159,8 @@ def _read_text(text: str, vocab: Any, prompt: str | None, prompt_tokens: int | N
     from fmlab.errors import UserInputError
 
     path = Path(text)
+    if path.suffix in (".json", ".txt") and " " not in text and not path.exists():
+        raise UserInputError(f"{text}: no such file (to score this string as text, add a space)")
     if len(text) < 4096 and path.is_file():
         raw = path.read_text(errors="replace")
         if path.suffix == ".json":

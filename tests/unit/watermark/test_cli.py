@@ -72,6 +72,11 @@ def test_bad_input_is_one_line(args, message):
     assert "Traceback" not in result.output
 
 
+def test_a_missing_file_is_not_scored_as_text():
+    result = runner.invoke(app, ["watermark", "detect", "tiny-gpt2", "out.json", "--key", "3"])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
 def test_gumbel_and_synthid_round_trip(tmp_path):
     for scheme in ("gumbel", "synthid"):
         path = tmp_path / f"{scheme}.json"
