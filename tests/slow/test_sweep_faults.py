@@ -172,7 +172,7 @@ def test_grokking_sweep_ctrl_c_then_rerun_finishes_only_the_missing_runs(tmp_pat
     assert {d: fingerprint(sweep / "grokking" / d) for d in before} == before
 
     table = CliRunner().invoke(app, ["table", str(sweep), "--format", "json"])
-    acc = next(r for r in json.loads(table.output)["rows"] if r["metric"] == "test_acc_final")
+    acc = next(r for r in json.loads(table.stdout)["rows"] if r["metric"] == "test_acc_final")
     assert acc["n"] == 4 and acc["low"] <= acc["mean"] <= acc["high"]
     shown = CliRunner().invoke(app, ["table", str(sweep)])
     assert format_mean_ci(acc["mean"], acc["low"], acc["high"]) in shown.output  # "m ± h"

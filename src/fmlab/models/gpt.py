@@ -148,6 +148,8 @@ class GPTConfig(Config):
 class Block(nn.Module):
     """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x))."""
 
+    stacked_ok = True  # as its parts are (fmlab.models.layers.runs_stacked checks them)
+
     def __init__(self, cfg: GPTConfig, generator: torch.Generator):
         super().__init__()
         self.hook_resid_pre = HookPoint()
@@ -181,7 +183,7 @@ class Block(nn.Module):
         if self.short_conv is not None:
             h = self.short_conv(h)
         mixed = self.hook_attn_out(self.mixer(h, last_only=last_only))
-        x = (x[:, -1:] if last_only else x) + mixed
+        x = (x[..., -1:, :] if last_only else x) + mixed
         if self.mlp is not None:
             x = x + self.hook_mlp_out(self.mlp(self.ln2(x)))
         return self.hook_resid_post(x)
@@ -189,6 +191,8 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     """Token (or given) embeddings → blocks → final norm → unembedding."""
+
+    stacked_ok = True  # with stacked weights, tokens (K, B, T) → logits (K, B, T, V)
 
     def __init__(
         self,
@@ -237,12 +241,21 @@ class GPT(nn.Module):
         Returns logits (B, T, V), or the final normalised residual (B, T, D) when
         ``output="final"``; with ``last_only`` only the last position, T = 1.
         """
-        x = self.W_E[tokens] if embeds is None else embeds  # (B, T, D)
-        T = x.shape[1]
+        # An ensemble's K members at once (see layers.py): every table has a leading K.
+        stacked = any(w is not None and w.dim() == 3 for w in (self.W_E, self.W_pos, self.W_U))
+        if embeds is not None:
+            x = embeds  # (B, T, D)
+        elif stacked:  # member k looks up tokens[k] in its own table
+            members = torch.arange(len(self.W_E), device=tokens.device)
+            x = self.W_E[members.view(-1, *(1,) * (tokens.dim() - 1)), tokens]
+        else:
+            x = self.W_E[tokens]
+        T = x.shape[-2]
         if self.seq_len < T:
             raise ValueError(f"sequence of length {T} exceeds the context {self.seq_len}")
         if self.W_pos is not None:
-            x = x + self.W_pos[:T]
+            pos = self.W_pos[..., :T, :]
+            x = x + (pos.unsqueeze(1) if stacked else pos)
         x = self.hook_embed(x)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
@@ -250,7 +263,7 @@ class GPT(nn.Module):
         x = self.hook_final(self.ln_final(x))
         if output == "final":
             return x
-        W_U = self.W_E.T if self.W_U is None else self.W_U
+        W_U = self.W_E.transpose(-1, -2) if self.W_U is None else self.W_U
         return self.hook_logits(project(x, W_U))  # (B, T, V)
 
     def sites(self) -> dict[str, HookPoint]:

@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state, vmap
 
 from fmlab.checkpoint import LoopCheckpoint
 from fmlab.device import place
+from fmlab.models.layers import runs_stacked
 from fmlab.train.config import TrainConfig
 from fmlab.train.loop import save_if_due, skip_batches
 from fmlab.train.memory import keep_freed_memory
@@ -54,12 +55,27 @@ class Ensemble:
         self.buffers = buffers
         self.size = len(models)
         self._base = copy.deepcopy(models[0]).to("meta")
+        self._slots = _slots(self._base)
+        # Native: the model's own modules take the stacked weights (one batched matmul per
+        # projection); otherwise vmap batches each operation, at a cost per operation.
+        self.native = runs_stacked(self._base)
 
     def __call__(self, *args: Any, stacked: bool = False, **kwargs: Any) -> Tensor:
         """Run every member: outputs stacked along dim 0, (K, …)."""
+        if self.native:
+            # Shared inputs (tensors in args unless ``stacked``, tensors in kwargs always)
+            # are expanded to every member, as vmap's unbatched inputs are.
+            def each(a: Any, share: bool) -> Any:
+                return a.expand(self.size, *a.shape) if share and isinstance(a, Tensor) else a
+
+            args = tuple(each(a, not stacked) for a in args)
+            kwargs = {k: each(v, True) for k, v in kwargs.items()}
+            with _swapped(self._slots, {**self.params, **self.buffers}):
+                return self._base(*args, **kwargs)
 
         def one(params: dict, buffers: dict, *a: Any) -> Tensor:
-            return functional_call(self._base, (params, buffers), a, kwargs)
+            with _swapped(self._slots, {**params, **buffers}):
+                return self._base(*a, **kwargs)
 
         in_dims = (0, 0, *((0 if stacked else None) for _ in args))
         return vmap(one, in_dims=in_dims, randomness="error")(self.params, self.buffers, *args)
@@ -73,6 +89,44 @@ class Ensemble:
     def load_into(self, k: int, model: nn.Module) -> nn.Module:
         model.load_state_dict(self.member_state(k))
         return model
+
+
+Slot = tuple[dict[str, Any], str, str]  # (a module's _parameters or _buffers, key, full name)
+
+
+def _slots(module: nn.Module) -> list[Slot]:
+    """Where each parameter and buffer lives, tied aliases included (so a weight shared by
+    two modules is replaced in both)."""
+    out: list[Slot] = []
+    seen: dict[int, str] = {}
+    for full, p in module.named_parameters(remove_duplicate=False):
+        owner, _, key = full.rpartition(".")
+        name = seen.setdefault(id(p), full)
+        out.append((module.get_submodule(owner)._parameters, key, name))
+    for full, b in module.named_buffers(remove_duplicate=False):
+        owner, _, key = full.rpartition(".")
+        name = seen.setdefault(id(b), full)
+        out.append((module.get_submodule(owner)._buffers, key, name))
+    return out
+
+
+class _swapped:
+    """Put one member's (batched) tensors into the meta module for one call, then put
+    the placeholders back — what ``torch.func.functional_call`` does, without walking the
+    module tree on every step (that walk was a fifth of a launch-bound ensemble step)."""
+
+    def __init__(self, slots: list[Slot], tensors: dict[str, Tensor]):
+        self.slots, self.tensors = slots, tensors
+        self.saved: list[Any] = []
+
+    def __enter__(self) -> None:
+        self.saved = [store[key] for store, key, _ in self.slots]
+        for store, key, name in self.slots:
+            store[key] = self.tensors[name]
+
+    def __exit__(self, *exc: Any) -> None:
+        for (store, key, _), old in zip(self.slots, self.saved, strict=True):
+            store[key] = old
 
 
 def check_member_configs(cfgs: Sequence[TrainConfig]) -> None:
@@ -102,31 +156,40 @@ class BatchedAdamW:
         self.v = [torch.zeros_like(p) for p in params]
         self.step_count = 0
 
-    def _per_member(self, values: Sequence[float], like: Tensor) -> Tensor:
-        shape = (len(values),) + (1,) * (like.dim() - 1)
-        return torch.tensor(values, dtype=torch.float64).to(like.device, like.dtype).view(shape)
+    def _per_member(self, values: Sequence[float]) -> list[Tensor]:
+        """One (K, 1, …) factor per parameter, shaped to broadcast over it."""
+        like = self.params[0]
+        column = torch.tensor(values, dtype=torch.float64).to(like.device, like.dtype)
+        shaped = {p.dim(): column.view((len(values),) + (1,) * (p.dim() - 1)) for p in self.params}
+        return [shaped[p.dim()] for p in self.params]
 
     @torch.no_grad()
     def step(self, lrs: Sequence[float]) -> None:
+        """One update of every member, as ``torch._foreach_*`` calls over all parameters
+        (the multi-tensor path: a dozen kernel launches per step, not a dozen per tensor)."""
         self.step_count += 1
         b1, b2 = self.betas
         bc1, bc2_sqrt = 1 - b1**self.step_count, math.sqrt(1 - b2**self.step_count)
+        params, grads = self.params, [p.grad for p in self.params]
         uniform = len(set(lrs)) == 1 and len(set(self.wd)) == 1
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            g = p.grad
-            if uniform:
-                p.mul_(1 - lrs[0] * self.wd[0])
-            else:
-                p.mul_(
-                    self._per_member([1 - lr * wd for lr, wd in zip(lrs, self.wd, strict=True)], p)
-                )
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-            if uniform:
-                p.addcdiv_(m, denom, value=-lrs[0] / bc1)
-            else:
-                p.add_(m / denom * self._per_member([-lr / bc1 for lr in lrs], p))
+        if uniform:
+            torch._foreach_mul_(params, 1 - lrs[0] * self.wd[0])
+        else:
+            torch._foreach_mul_(
+                params, self._per_member([1 - lr * wd for lr, wd in zip(lrs, self.wd, strict=True)])
+            )
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        if uniform:
+            torch._foreach_addcdiv_(params, self.m, denom, value=-lrs[0] / bc1)
+        else:
+            steps = torch._foreach_div(self.m, denom)
+            torch._foreach_mul_(steps, self._per_member([-lr / bc1 for lr in lrs]))
+            torch._foreach_add_(params, steps)
 
 
 def _member_norms(grads: list[Tensor]) -> Tensor:
@@ -136,8 +199,8 @@ def _member_norms(grads: list[Tensor]) -> Tensor:
 
 
 def _scale(grads: list[Tensor], factor: Tensor) -> None:
-    for g in grads:
-        g.mul_(factor.view((-1,) + (1,) * (g.dim() - 1)))
+    shaped = {g.dim(): factor.view((-1,) + (1,) * (g.dim() - 1)) for g in grads}
+    torch._foreach_mul_(grads, [shaped[g.dim()] for g in grads])
 
 
 def train_ensemble(
@@ -203,24 +266,29 @@ def train_ensemble(
     yield item
     loss_sum, n_losses = torch.zeros(K, dtype=torch.float64, device=device), 0
     for step in range(start + 1, cfg.steps + 1):
-        lrs = [lr_at(c, step - 1) if alive[k] else 0.0 for k, c in enumerate(cfgs)]
+        everyone = not diverged  # the common case skips the per-member masking
+        lrs = [lr_at(c, step - 1) if k not in diverged else 0.0 for k, c in enumerate(cfgs)]
         with amp.autocast():
             losses = loss_fn(ensemble, place(next(batches), device))  # (K,)
         drawn += 1
         finite = torch.isfinite(losses.detach())
-        for k in torch.nonzero(alive & ~finite).flatten().tolist():
-            diverged[k] = step - 1
-        alive &= finite
+        if not bool(finite.all()):
+            for k in torch.nonzero(alive & ~finite).flatten().tolist():
+                diverged[k] = step - 1
+            alive &= finite
+            everyone = False
         for p in params:
             p.grad = None
-        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        total = losses if everyone else torch.where(alive, losses, torch.zeros_like(losses))
+        total.sum().backward()
         grads = [p.grad for p in params]
         if alpha is not None:
             ema = _grokfast(grads, ema, alpha, lamb)
         if cfg.grad_clip is not None:
             grad_norms = _member_norms(grads)
             _scale(grads, (cfg.grad_clip / (grad_norms + 1e-6)).clamp(max=1.0))
-        _scale(grads, alive.to(grads[0].dtype))
+        if not everyone:  # a diverged member's gradient is zeroed
+            _scale(grads, alive.to(grads[0].dtype))
         optimizer.step(lrs)
         loss_sum += torch.where(alive, losses.detach().double(), 0.0)
         n_losses += 1

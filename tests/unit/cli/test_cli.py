@@ -17,7 +17,7 @@ def invoke(*args):
 def test_list_json_shows_studies_and_registries():
     result = invoke("list", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     grok = next(s for s in data["studies"] if s["name"] == "grokking")
     assert grok["presets"] == ["smoke", "quick", "paper"]
     assert "attention" in data["mixers"] and "modular" in data["tasks"]
@@ -50,7 +50,7 @@ def test_run_show_report_roundtrip(tmp_path):
     args = ["run", "grokking", "-p", "smoke", "--set", "train.steps=20", "--out", str(out)]
     result = invoke(*args, "--json")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["status"] == "completed" and summary["preset"] == "smoke"
     assert {c["id"] for c in summary["claims"]} >= {"delayed-generalization"}
     run_dir = summary["path"]
@@ -58,12 +58,12 @@ def test_run_show_report_roundtrip(tmp_path):
     assert "data:image/png;base64," in html and "Claims" in html
     assert not re.search(r"(src|href)=['\"]https?://", html)  # self-contained
     shown = invoke("show", run_dir, "--json")
-    assert json.loads(shown.output)["run_id"] == summary["run_id"]
+    assert json.loads(shown.stdout)["run_id"] == summary["run_id"]
     assert invoke("show", run_dir).exit_code == 0
     rerun = json.loads(invoke(*args, "--json").output)
     assert rerun["reused"] is True
     rep = invoke("report", str(out), "--json")
-    assert rep.exit_code == 0 and json.loads(rep.output)["reports"]
+    assert rep.exit_code == 0 and json.loads(rep.stdout)["reports"]
     assert invoke("show", str(tmp_path)).exit_code == 2
     assert invoke("report", str(tmp_path / "nope")).exit_code == 2
 
@@ -74,7 +74,7 @@ def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(tm
     out = tmp_path / "runs"
     result = invoke("reproduce", "--suite", "smoke", "-j", "2", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     studies = [r["study"] for r in data["runs"]]
     assert studies == [s.name for s in all_studies()]  # suite order, whatever finished first
     assert {r["status"] for r in data["runs"]} == {"completed"}
@@ -85,7 +85,7 @@ def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(tm
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
     again = invoke("reproduce", "--suite", "smoke", "-j", "1", "--out", str(out), "--json")
     assert again.exit_code == 0, again.output
-    assert [r["path"] for r in json.loads(again.output)["runs"]] == [
+    assert [r["path"] for r in json.loads(again.stdout)["runs"]] == [
         r["path"] for r in data["runs"]
     ]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == stamps  # reused
@@ -105,7 +105,7 @@ def test_the_readme_study_example_runs_from_the_current_directory(tmp_path, monk
         out = tmp_path / "runs"
         result = invoke("run", "memorise", "--import", "memorise", "--out", str(out), "--json")
         assert result.exit_code == 0, result.output
-        summary = json.loads(result.output)
+        summary = json.loads(result.stdout)
         assert summary["status"] == "completed"
         assert [c["passed"] for c in summary["claims"]] == [True]
     finally:

@@ -27,7 +27,7 @@ def said(result) -> str:
 def test_sweep_status_table_and_report(toy, tmp_path):
     result = invoke(*TOY, "--grid", "x=1,2", "--seeds", "3", "--out", tmp_path, "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["total"] == 6 and data["completed"] == 6 and data["already_done"] == 0
     directory = data["directory"]
 
@@ -47,11 +47,11 @@ def test_sweep_status_table_and_report(toy, tmp_path):
 
     report = invoke("report", directory, "--json")
     assert report.exit_code == 0, report.output
-    page = json.loads(report.output)["sweeps"][0]
+    page = json.loads(report.stdout)["sweeps"][0]
     html = Path(page).read_text()
     assert "score_vs_x" in html
     assert "data:image/png;base64," in html and not re.search(r"(src|href)=['\"]https?://", html)
-    assert len(json.loads(report.output)["reports"]) == 6
+    assert len(json.loads(report.stdout)["reports"]) == 6
 
     again = json.loads(
         invoke(*TOY, "--grid", "x=1,2", "--seeds", "3", "--out", tmp_path, "--json").output
@@ -68,7 +68,7 @@ def test_dry_run_lists_the_runs_and_starts_nothing(toy, tmp_path):
         *TOY, "--zip", "x=1,2", "--zip", "steps=4,5", "--out", tmp_path / "r", "--dry-run", "--json"
     )
     assert result.exit_code == 0, result.output
-    runs = json.loads(result.output)["runs"]
+    runs = json.loads(result.stdout)["runs"]
     assert [(r["x"], r["steps"]) for r in runs] == [(1, 4), (2, 5)]
     assert not (tmp_path / "r").exists()
 

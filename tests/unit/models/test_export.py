@@ -139,7 +139,7 @@ def test_fmlab_export_then_fmlab_inspect_the_directory(tmp_path):
     cli = CliRunner()
     result = cli.invoke(app, ["export", str(run_dir), str(tmp_path / "hf"), "--json"])
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
+    info = json.loads(result.stdout)
     assert info["architectures"] == ["GPT2LMHeadModel"] and info["n_layer"] == 2
     source = json.loads((tmp_path / "hf" / "config.json").read_text())["fmlab_source"]
     assert source["weights"] == "base_seed0" and source["run_id"] == "abc123"
@@ -154,7 +154,7 @@ def test_fmlab_export_then_fmlab_inspect_the_directory(tmp_path):
     args = ["inspect", str(tmp_path / "hf"), "--data", str(text), "--out", str(tmp_path / "runs")]
     result = cli.invoke(app, [*args, "--threads", "1", "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["status"] == "completed" and summary["metrics"]["n_layers"] == 2
     assert summary["metrics"]["n_rows"] == 12 * T
 

@@ -37,7 +37,7 @@ def test_detect_round_trip_with_the_key(generated, tmp_path):
     args = ["watermark", "detect", "tiny-gpt2", str(generated), "--key", "42", "--json"]
     result = runner.invoke(app, [*args, "--html", str(html)])
     assert result.exit_code == 0, result.output
-    det = json.loads(result.output)
+    det = json.loads(result.stdout)
     assert det["detected"] and det["z"] > 4 and det["n_scored"] <= 80
     assert det["per_token"][:16] == [None] * 16  # the prompt is not scored
     page = html.read_text()
@@ -85,7 +85,7 @@ def test_gumbel_and_synthid_round_trip(tmp_path):
         assert runner.invoke(app, gen).exit_code == 0
         det = ["watermark", "detect", "tiny-gpt2", str(path), "--scheme", scheme, "--key", "9"]
         result = runner.invoke(app, [*det, "--json"])
-        assert json.loads(result.output)["detected"], result.output
+        assert json.loads(result.stdout)["detected"], result.output
 
 
 def test_watermark_help_imports_no_torch():

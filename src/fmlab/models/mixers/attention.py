@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from fmlab.models.layers import HookPoint, Linear
+from fmlab.models.layers import HookPoint, Linear, vmapped
 from fmlab.models.mixers.base import MixerConfig, register_mixer
 
 
@@ -34,6 +34,8 @@ class Attention(nn.Module):
     ``window`` limits each query to the ``window`` most recent keys (sliding-window
     attention); ``None`` is full causal attention.
     """
+
+    stacked_ok = True  # leading dimensions beyond the batch pass through (an ensemble's K)
 
     def __init__(self, cfg, generator: torch.Generator):
         super().__init__()
@@ -65,26 +67,32 @@ class Attention(nn.Module):
         return 2 * 4 * d_model * inner + 2 * 2 * inner * sum(seen) / seq_len
 
     def forward(self, x: Tensor, *, last_only: bool = False) -> Tensor:
-        B, T, _ = x.shape
+        *lead, T, _ = x.shape  # lead = (B,), or (K, B) in a stacked ensemble
         H, dh = self.n_heads, self.d_head
-        xq = x[:, -1:] if last_only else x
-        Tq = xq.shape[1]
-        q = self.w_q(xq).view(B, Tq, H, dh).transpose(1, 2)  # (B, H, Tq, dh)
-        k = self.w_k(x).view(B, T, H, dh).transpose(1, 2)  # (B, H, T, dh)
-        v = self.w_v(x).view(B, T, H, dh).transpose(1, 2)  # (B, H, T, dh)
-        if self.hook_pattern._forward_hooks or self.eager or _vmapped(x):
+        xq = x[..., -1:, :] if last_only else x
+        Tq = xq.shape[-2]
+        q = self.w_q(xq).view(*lead, Tq, H, dh).transpose(-2, -3)  # (B, H, Tq, dh)
+        k = self.w_k(x).view(*lead, T, H, dh).transpose(-2, -3)  # (B, H, T, dh)
+        v = self.w_v(x).view(*lead, T, H, dh).transpose(-2, -3)  # (B, H, T, dh)
+        if self.hook_pattern._forward_hooks or self.eager or vmapped(x):
             z = self._eager(q, k, v, Tq, T)
-        elif self.window is None:  # the last query sees every key: no mask at all
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only and T > 1)
-        else:
-            z = F.scaled_dot_product_attention(q, k, v, attn_mask=self._allowed(Tq, T, x.device))
-        return self.w_o(z.transpose(1, 2).reshape(B, Tq, H * dh))  # (B, Tq, H·dh) -> (B, Tq, D)
+        else:  # SDPA's fused kernels take 4-D inputs (5-D falls back to its math path)
+            q4, k4, v4 = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
+            if self.window is None:  # the last query sees every key: no mask at all
+                z = F.scaled_dot_product_attention(q4, k4, v4, is_causal=not last_only and T > 1)
+            else:
+                mask = self._allowed(Tq, T, x.device)
+                z = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=mask)
+            z = z.view(*lead, H, Tq, dh)
+        z = z.transpose(-2, -3).reshape(*lead, Tq, H * dh)  # (B, Tq, H·dh)
+        return self.w_o(z)  # (B, Tq, D)
 
     def _eager(self, q: Tensor, k: Tensor, v: Tensor, Tq: int, T: int) -> Tensor:
         """Attention with its probabilities materialised — through ``hook_pattern``, so a
         hook can read or patch them. Used whenever a hook is attached there."""
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # (B, H, Tq, T)
-        scores = scores.masked_fill(~self._allowed(Tq, T, q.device), float("-inf"))
+        if Tq > 1 or self.window is not None:  # the last query alone sees every key
+            scores = scores.masked_fill(~self._allowed(Tq, T, q.device), float("-inf"))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         return pattern @ v  # (B, H, Tq, dh)
 
@@ -95,13 +103,3 @@ class Attention(nn.Module):
         if self.window is not None:
             allowed &= k_pos > q_pos - self.window
         return allowed  # (Tq, T)
-
-
-def _vmapped(x: Tensor) -> bool:
-    """Inside ``torch.func.vmap`` (a batched ensemble): SDPA has no batching rule there
-    (torch falls back to a slow loop over members), the eager path batches."""
-    try:
-        from torch._C._functorch import is_batchedtensor
-    except ImportError:  # a torch without functorch internals: assume not
-        return False
-    return bool(is_batchedtensor(x))
