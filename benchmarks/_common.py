@@ -1,4 +1,10 @@
-"""Helpers shared by the benchmark scripts: interleaved timing and a JSON line."""
+"""Helpers shared by the benchmark scripts: interleaved timing and a JSON line.
+
+Every benchmark states its results as *ratios* of two contenders timed in the same
+rounds (A, B, A, B …): ``speedup(times, base, new)`` divides round by round, and
+``emit`` prints one ``FMLAB_BENCH {json}`` line per benchmark that ``benchmarks/run_all.py``
+(``make bench``) gathers into one table: median over the rounds with min–max.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,36 @@ def interleaved(
 
 def ratio(times: dict[str, list[float]], num: str, den: str) -> float:
     return statistics.median(times[num]) / statistics.median(times[den])
+
+
+def speedup(times: dict[str, list[float]], base: str, new: str) -> list[float]:
+    """Per-round ratios time(base) / time(new): > 1 means ``new`` is faster. Each pair
+    comes from one round, so a load change between rounds cancels."""
+    return [b / n for b, n in zip(times[base], times[new], strict=True)]
+
+
+def row(label: str, ratios: list[float], target: str = "", note: str = "") -> dict:
+    """One line of the ``make bench`` table."""
+    return {
+        "label": label,
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "rounds": len(ratios),
+        "target": target,
+        "note": note,
+    }
+
+
+def emit(benchmark: str, rows: list[dict], **extra) -> None:
+    """Print the rows for the table (one ``FMLAB_BENCH`` line) and a readable summary."""
+    for r in rows:
+        print(
+            f"  {r['label']:<48} {r['median']:6.2f}x  "
+            f"(min {r['min']:.2f}, max {r['max']:.2f}, {r['rounds']} rounds)"
+            + (f"  target {r['target']}" if r["target"] else "")
+        )
+    print("FMLAB_BENCH " + json.dumps({"benchmark": benchmark, "rows": rows, **extra}))
 
 
 def report(title: str, times: dict[str, list[float]], extra: dict) -> None:

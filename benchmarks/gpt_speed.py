@@ -20,7 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import interleaved
+from _common import emit, interleaved, row, speedup
 
 from fmlab.models import GPT, GPTConfig
 
@@ -82,13 +82,13 @@ def gemm(size: int = 512):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (>= 5)")
     parser.add_argument("--tokens", type=int, default=4096, help="tokens per step (both)")
     parser.add_argument("--quick", action="store_true", help="the first two configs only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     peak_fn, peak_flops = gemm()
-    rows = []
+    rows, table = [], []
     for d, T, L in CONFIGS[:2] if args.quick else CONFIGS:
         batch = torch.randint(0, VOCAB, (max(1, args.tokens // T), T + 1),
                               generator=torch.Generator().manual_seed(1))  # fmt: skip
@@ -97,7 +97,8 @@ def main() -> None:
         times = interleaved(fns, args.rounds, warmup=True)
         tokens = batch.shape[0] * T
         med = {k: statistics.median(v) for k, v in times.items()}
-        ratios = [h / f for f, h in zip(times["fmlab"], times["hf"], strict=True)]
+        ratios = speedup(times, "hf", "fmlab")
+        table.append(row(f"fmlab GPT / HF GPT2 (d {d}, T {T}, L {L})", ratios, ">= 1.0"))
         rows.append(
             {
                 "d_model": d, "seq_len": T, "n_layers": L, "batch": batch.shape[0],
@@ -111,8 +112,7 @@ def main() -> None:
             }
         )  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"benchmark": "gpt_speed", "rounds": args.rounds, "configs": len(rows),
-                      "min_ratio": min(r["ratio_fmlab_over_hf"] for r in rows)}))  # fmt: skip
+    emit("gpt_speed", table, configs=rows)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Callable
 
 import torch
-from _common import interleaved
+from _common import emit, interleaved, row, speedup
 
 from fmlab.models import GPTConfig
 from fmlab.models.mixers import MIXERS, build_mixer, mixer_info
@@ -61,9 +61,9 @@ def throughput(d_model: int, n_heads: int, tokens: int, repeats: int) -> list[di
                 }
             )
     times = interleaved(fns, repeats, warmup=True)
-    for row in rows:
-        median = statistics.median(times[f"{row['mixer']} T={row['seq_len']}"])
-        row["tokens_per_s"] = row["batch"] * row["seq_len"] / median
+    for r in rows:
+        median = statistics.median(times[f"{r['mixer']} T={r['seq_len']}"])
+        r["tokens_per_s"] = r["batch"] * r["seq_len"] / median
     return rows
 
 
@@ -103,6 +103,7 @@ def scan_vs_loop(d_model: int, n_heads: int, tokens: int, repeats: int) -> list[
                 "loop_s": med["loop"],
                 "speedup": med["loop"] / med["chunked"],
                 "max_abs_diff": err,
+                "round_speedups": speedup(times, "loop", "chunked"),
             }
         )
     return rows
@@ -132,11 +133,13 @@ def main() -> None:
             f"  T={s['seq_len']:<5} chunked {s['chunked_s']:.4f} s  loop {s['loop_s']:.4f} s  "
             f"speed-up {s['speedup']:.1f}x  (max |diff| {s['max_abs_diff']:.1e})"
         )
-    print(
-        json.dumps(
-            {"benchmark": "mixers", "threads": args.threads, "throughput": rows, "scan": scans}
-        )
-    )
+    table = [
+        row(f"SSD chunked scan / Python time loop (T {s['seq_len']}, fwd+bwd)", s["round_speedups"])
+        for s in scans
+    ]
+    attn = {r["seq_len"]: r["tokens_per_s"] for r in rows if r["mixer"] == "attention"}
+    print(json.dumps({"benchmark": "mixers", "threads": args.threads, "throughput": rows}))
+    emit("mixers", table, attention_tokens_per_s=attn)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 import torch
-from _common import interleaved, ratio, report
+from _common import emit, interleaved, ratio, report, row, speedup
 
 from fmlab.watermark import KGW
 
@@ -81,6 +81,16 @@ def main() -> None:
             "speedup_keyed": round(ratio(times, "transformers", "fmlab keyed"), 1),
         },
     )
+    what = f"{args.ids} ids, V {V}" + (", dedupe" if args.dedupe else "")
+    emit(
+        "watermark_detect",
+        [
+            row(f"KGW lefthash detect / transformers ({what})",
+                speedup(times, "transformers", "fmlab lefthash"), ">= 1.0"),
+            row(f"KGW keyed detect / transformers ({what})",
+                speedup(times, "transformers", "fmlab keyed")),
+        ],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
