@@ -21,6 +21,7 @@ from fmlab.device import place
 from fmlab.measure.fourier import embedding_spectrum
 from fmlab.models import GPT
 from fmlab.store import Run
+from fmlab.studies.grokking import progress as pm
 from fmlab.tasks.modular import ModularData
 from fmlab.train import Diverged, TrainConfig, iterate_batches, train
 from fmlab.train.ensemble import Ensemble, train_ensemble
@@ -72,11 +73,14 @@ def ensemble_loss(call: Ensemble, batch: tuple[torch.Tensor, torch.Tensor]) -> t
 
 
 @torch.no_grad()
-def evaluate(logits_of, data: ModularData) -> list[dict[str, float]]:
-    """Train/test loss and accuracy of each model; ``logits_of(x)`` gives (K, N, V)."""
+def evaluate(logits_of, data: ModularData, keep: dict | None = None) -> list[dict[str, float]]:
+    """Train/test loss and accuracy of each model; ``logits_of(x)`` gives (K, N, V).
+    ``keep``, if given, receives each split's logits (for the progress measures)."""
     per = None
     for split, x, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
         logits = logits_of(x).double()  # (K, N, V)
+        if keep is not None:
+            keep[split] = logits
         losses = F.cross_entropy(
             logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none"
         )
@@ -120,19 +124,28 @@ def train_members(
         "test99": ("test_acc", 0.99),
     }
     trackers = [Tracker(thresholds, cfg.stop_after_grok) for _ in members]
+    progress = (
+        [pm.Progress.for_steps(m.train.steps, m.train.eval_every) for m in members]
+        if pm.applies(data, cfg.model)
+        else None
+    )
     initial = [
         weight_stats(dict(m.named_parameters()), data.p, cfg.key_frequencies) for m in models
     ]
     spectra0 = [embedding_spectrum(m.W_E, data.p).fractions for m in models]
     if batched and len(members) > 1:
-        finals = _train_batched(cfg, data, members, models, batch_iters, trackers)
+        finals = _train_batched(cfg, data, members, models, batch_iters, trackers, progress)
     else:
         finals = [
-            _train_one(cfg, data, m, model, it, tr)
-            for m, model, it, tr in zip(members, models, batch_iters, trackers, strict=True)
+            _train_one(cfg, data, m, model, it, tr, None if progress is None else progress[i])
+            for i, (m, model, it, tr) in enumerate(
+                zip(members, models, batch_iters, trackers, strict=True)
+            )
         ]
     results: list[dict[str, Any] | Diverged] = []
-    for m, state, tr, init, spec0 in zip(members, finals, trackers, initial, spectra0, strict=True):
+    for k, (m, state, tr, init, spec0) in enumerate(
+        zip(members, finals, trackers, initial, spectra0, strict=True)
+    ):
         if isinstance(state, Diverged):
             results.append(state)
             continue
@@ -140,7 +153,16 @@ def train_members(
         final = weight_stats(state, data.p, cfg.key_frequencies)
         spectrum = embedding_spectrum(state["W_E"], data.p).fractions
         m.run.save_json(f"fourier_{m.variant}_seed{m.seed}", {"init": spec0, "final": spectrum})
-        results.append(_summary(tr, init, final))
+        result = _summary(tr, init, final)
+        if progress is not None and progress[k].steps:
+            model = build(cfg.model, data, m.seed)[0]
+            model.load_state_dict(state)
+            extra, saved = pm.finish(
+                m, progress[k], model, data, cfg.model.n_layers, tr.first.get("train")
+            )
+            m.run.save_json(f"progress_{m.variant}_seed{m.seed}", saved)
+            result |= extra
+        results.append(result)
     return results
 
 
@@ -149,12 +171,18 @@ def _log(member: Member, tracker: Tracker, step: int, metrics: dict[str, float])
     return tracker.update(step, metrics)
 
 
-def _tracking(trackers: Sequence[Tracker], finals: list | None = None):
-    """``state``/``restore`` of a loop body that updates ``trackers`` (and ``finals``)."""
+def _tracking(trackers: Sequence[Tracker], finals: list | None = None, progress=None):
+    """``state``/``restore`` of a loop body that updates ``trackers`` (and ``finals``,
+    and the progress recorders)."""
 
     def state() -> dict[str, Any]:
         kept = None if finals is None else [_final_state(f) for f in finals]
-        return {"trackers": [dataclasses.asdict(t) for t in trackers], "finals": kept}
+        recorded = None if progress is None else [dataclasses.asdict(r) for r in progress]
+        return {
+            "trackers": [dataclasses.asdict(t) for t in trackers],
+            "finals": kept,
+            "progress": recorded,
+        }
 
     def restore(saved: dict[str, Any]) -> None:
         for tracker, fields in zip(trackers, saved["trackers"], strict=True):
@@ -162,6 +190,9 @@ def _tracking(trackers: Sequence[Tracker], finals: list | None = None):
                 setattr(tracker, name, value)
         if finals is not None:
             finals[:] = [_final_from(f) for f in saved["finals"]]
+        for recorder, fields in zip(progress or [], saved.get("progress") or [], strict=True):
+            for name, value in fields.items():
+                setattr(recorder, name, list(value) if isinstance(value, tuple) else value)
 
     return {"state": state, "restore": restore}
 
@@ -176,22 +207,38 @@ def _final_from(saved: Any) -> Any:
     return saved
 
 
-def _train_one(cfg, data, member: Member, model: GPT, batches, tracker: Tracker):
+def _train_one(cfg, data, member: Member, model: GPT, batches, tracker: Tracker, progress=None):
     label = f"{member.variant} s{member.seed}"
-    ckpt = member.run.checkpoint(label, **_tracking([tracker]))
+    ckpt = member.run.checkpoint(
+        label, **_tracking([tracker], progress=None if progress is None else [progress])
+    )
     loop = train(model, loss_fn, batches, member.train, checkpoint=ckpt)
     try:
         for step, metrics in member.run.track(loop, member.train.steps, label):
-            metrics |= evaluate(lambda x: model(x, last_only=True)[None, :, -1], data)[0]
-            metrics |= weight_stats(dict(model.named_parameters()), data.p, cfg.key_frequencies)
-            if _log(member, tracker, step, metrics):
+            logits: dict[str, torch.Tensor] = {}
+            metrics |= evaluate(lambda x: model(x, last_only=True)[None, :, -1], data, logits)[0]
+            state = dict(model.named_parameters())
+            metrics |= weight_stats(state, data.p, cfg.key_frequencies)
+            stop = _log(member, tracker, step, metrics)
+            last = stop or step == member.train.steps
+            if progress is not None and progress.due(step, member.train.eval_every, last):
+                progress.record(
+                    step,
+                    logits["train"][0],
+                    logits["test"][0],
+                    data,
+                    state,
+                    cfg.model.n_layers,
+                    metrics,
+                )
+            if stop:
                 break
     except Diverged as d:
         return d
     return {n: p.detach().clone() for n, p in model.state_dict().items()}
 
 
-def _train_batched(cfg, data, members, models, batch_iters, trackers) -> list[dict]:
+def _train_batched(cfg, data, members, models, batch_iters, trackers, progress=None) -> list:
     ensemble = Ensemble(models)
     stacked = (
         tuple(torch.stack(t) for t in zip(*b, strict=True)) for b in zip(*batch_iters, strict=False)
@@ -200,12 +247,15 @@ def _train_batched(cfg, data, members, models, batch_iters, trackers) -> list[di
     label = f"{len(members)} models batched"
     who = ",".join(f"{m.run.run_id}/{m.variant}/s{m.seed}" for m in members)
     ckpt = members[0].run.checkpoint(
-        f"batched {who}", also=[m.run for m in members], **_tracking(trackers, finals)
+        f"batched {who}",
+        also=[m.run for m in members],
+        **_tracking(trackers, finals, progress),
     )
     cfgs = [m.train for m in members]
     loop = train_ensemble(ensemble, ensemble_loss, stacked, cfgs, checkpoint=ckpt)
     for step, per_member in members[0].run.track(loop, members[0].train.steps, label):
-        evals = evaluate(lambda x: ensemble(x, last_only=True)[:, :, -1], data)
+        logits: dict[str, torch.Tensor] = {}
+        evals = evaluate(lambda x: ensemble(x, last_only=True)[:, :, -1], data, logits)
         for k, (member, tracker) in enumerate(zip(members, trackers, strict=True)):
             if finals[k] is not None:
                 continue
@@ -214,7 +264,18 @@ def _train_batched(cfg, data, members, models, batch_iters, trackers) -> list[di
                 continue
             state = ensemble.member_state(k)
             metrics = per_member[k] | evals[k] | weight_stats(state, data.p, cfg.key_frequencies)
-            if _log(member, tracker, step, metrics) or step == members[0].train.steps:
+            last = _log(member, tracker, step, metrics) or step == members[0].train.steps
+            if progress is not None and progress[k].due(step, member.train.eval_every, last):
+                progress[k].record(
+                    step,
+                    logits["train"][k],
+                    logits["test"][k],
+                    data,
+                    state,
+                    cfg.model.n_layers,
+                    metrics,
+                )
+            if last:
                 finals[k] = state
         if all(f is not None for f in finals):
             break
