@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +77,7 @@ def execute(
     lease: bool = True,
     device: str | None = None,
     checkpoints: Policy | None = None,
+    trackers: Sequence[Any] = (),
 ) -> RunResult:
     """Run ``cfg`` of ``study`` under ``out`` unless it already finished.
 
@@ -87,8 +88,12 @@ def execute(
     it), so the same config started twice at once runs once: the second waits for the
     first and reuses its result. ``device`` (``auto`` by default: a GPU if there is one)
     and ``checkpoints`` (:class:`fmlab.checkpoint.Policy`; an unfinished run resumes
-    from its loops' checkpoints) say how it executes; neither is part of the run id.
+    from its loops' checkpoints) say how it executes, and so do ``trackers``
+    (``"mlflow"``, ``"tensorboard=DIR"`` or :class:`fmlab.trackers.TrackerSpec`: where its
+    curves, config, summary and claims are streamed); none is part of the run id. A
+    reused run is not sent again (``fmlab.trackers.export_run`` sends a finished one).
     """
+    specs = tracker_specs(trackers)
     path = run_dir(study, cfg, out)
     done = reusable(path, force)
     if done is not None:
@@ -98,14 +103,17 @@ def execute(
         if done is not None:
             return done
         clear_for_rerun(path)
-        run = begin(study, cfg, out, progress, checkpoints)
+        run = begin(study, cfg, out, progress, checkpoints, specs, preset)
         started = time.perf_counter()
-        with executing(device) as where:
-            try:
-                outcome: Mapping[str, Any] | BaseException = dict(study.run(cfg, run))
-            except Exception as e:  # recorded, not raised: a sweep goes on past a failure
-                outcome = e
-        result = record(study, run, outcome, time.perf_counter() - started, preset, where)
+        try:
+            with executing(device) as where:
+                try:
+                    outcome: Mapping[str, Any] | BaseException = dict(study.run(cfg, run))
+                except Exception as e:  # recorded, not raised: a sweep goes on past a failure
+                    outcome = e
+            result = record(study, run, outcome, time.perf_counter() - started, preset, where)
+        finally:
+            run.close_trackers()  # stopped before its summary: the trackers say so
     if reraise and isinstance(outcome, BaseException) and not isinstance(outcome, Diverged):
         raise outcome
     return result
@@ -119,6 +127,15 @@ def executing(device: str | None) -> Iterator[torch.device]:
         yield where
 
 
+def tracker_specs(trackers: Sequence[Any]) -> tuple[Any, ...]:
+    """:func:`fmlab.trackers.as_specs` (the package is imported only when asked for)."""
+    if not trackers:
+        return ()
+    from fmlab.trackers import as_specs
+
+    return as_specs(trackers)
+
+
 def execute_batch(
     study: Study,
     cfgs: list[Config],
@@ -130,10 +147,12 @@ def execute_batch(
     lease: bool = True,
     device: str | None = None,
     checkpoints: Policy | None = None,
+    trackers: Sequence[Any] = (),
 ) -> list[RunResult]:
     """Run several configs as one batched computation (``study.run_batch``): each still
     gets its own run directory and summary. Finished configs are skipped; without a
     ``run_batch`` the configs run one after another."""
+    specs = tracker_specs(trackers)
     paths = [run_dir(study, cfg, out) for cfg in cfgs]
     results: dict[int, RunResult] = {}
     todo = []
@@ -147,7 +166,7 @@ def execute_batch(
         for i in todo:
             results[i] = execute(
                 study, cfgs[i], out, force=force, progress=progress, preset=preset,
-                lease=lease, device=device, checkpoints=checkpoints,
+                lease=lease, device=device, checkpoints=checkpoints, trackers=specs,
             )  # fmt: skip
         return [results[i] for i in range(len(cfgs))]
     with holding([paths[i] for i in todo], lease) as waited:
@@ -158,16 +177,20 @@ def execute_batch(
                 todo.remove(i)
         for i in todo:
             clear_for_rerun(paths[i])
-        runs = [begin(study, cfgs[i], out, progress, checkpoints) for i in todo]
+        runs = [begin(study, cfgs[i], out, progress, checkpoints, specs, preset) for i in todo]
         started = time.perf_counter()
-        with executing(device) as where:
-            try:
-                outcomes = list(study.run_batch([cfgs[i] for i in todo], runs))
-            except Exception as e:  # the whole batch failed: every member records it
-                outcomes = [e] * len(todo)
-        wall = (time.perf_counter() - started) / max(len(todo), 1)  # each member's share
-        for i, run, outcome in zip(todo, runs, outcomes, strict=True):
-            results[i] = record(study, run, outcome, wall, preset, where)
+        try:
+            with executing(device) as where:
+                try:
+                    outcomes = list(study.run_batch([cfgs[i] for i in todo], runs))
+                except Exception as e:  # the whole batch failed: every member records it
+                    outcomes = [e] * len(todo)
+            wall = (time.perf_counter() - started) / max(len(todo), 1)  # each member's share
+            for i, run, outcome in zip(todo, runs, outcomes, strict=True):
+                results[i] = record(study, run, outcome, wall, preset, where)
+        finally:
+            for run in runs:
+                run.close_trackers()
     return [results[i] for i in range(len(cfgs))]
 
 
@@ -224,13 +247,24 @@ def acquire_waiting(path: Path, keeper: LeaseKeeper, poll_s: float = 0.5) -> boo
 
 
 def begin(
-    study: Study, cfg: Config, out: Path, progress: Any = None, checkpoints: Policy | None = None
+    study: Study,
+    cfg: Config,
+    out: Path,
+    progress: Any = None,
+    checkpoints: Policy | None = None,
+    trackers: Sequence[Any] = (),
+    preset: str | None = None,
 ) -> Run:
     run = Run.start(
         Path(out), study.name, config_hash(study.name, cfg), cfg.model_dump(mode="json")
     )
     run.tracker = progress.track if progress is not None else None
     run.checkpoints = checkpoints if checkpoints is not None else Policy()
+    if trackers:  # --log-to: the trackers' records of this run start here
+        from fmlab.trackers import RunInfo, Trackers
+
+        info = RunInfo(study.name, run.run_id, run.config, preset, run.path)
+        run.trackers = Trackers.open(trackers, info, Path(out))
     return run
 
 

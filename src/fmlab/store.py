@@ -71,6 +71,7 @@ class Run:
         self.tracker: Tracker | None = None  # shows progress (fmlab.progress), if attached
         self.checkpoints = Policy(enabled=False)  # the runner sets the run's policy
         self.live = LiveLog(self.path)  # curves and progress, readable while it runs
+        self.trackers: Any = None  # fmlab.trackers.Trackers streaming it (--log-to), if any
 
     @classmethod
     def start(cls, root: Path, study: str, run_id: str, config: Mapping[str, Any]) -> Run:
@@ -101,6 +102,8 @@ class Run:
         for name, value in metrics.items():
             self._rows.append({"step": int(step), "name": name, "value": float(value), **tags})
         self.live.rows(self._rows)
+        if self.trackers is not None:
+            self.trackers.rows(self._rows)
 
     def track(self, items: Iterable[Any], total: int, label: str = "") -> Iterator[Any]:
         """Iterate ``items`` (e.g. the training generator) through the attached tracker,
@@ -138,6 +141,8 @@ class Run:
         """Add rows logged before (restored from a checkpoint)."""
         self._rows.extend(dict(r) for r in rows)
         self.live.rows(self._rows, force=True)
+        if self.trackers is not None:
+            self.trackers.rows(self._rows)
 
     def metrics_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._rows)
@@ -177,7 +182,16 @@ class Run:
         metrics could not be written (a full disk)."""
         atomic_write_json(self.path / SUMMARY, json_safe(dict(summary)))
         self.live.close()
+        if self.trackers is not None:  # the summary and claims, then the trackers close
+            self.trackers.finish(self._rows, json_safe(dict(summary)))
+            self.trackers = None
         return self.path / SUMMARY
+
+    def close_trackers(self) -> None:
+        """Close the trackers of a run that stops unfinished (they record it as such)."""
+        if self.trackers is not None:
+            self.trackers.close()
+            self.trackers = None
 
 
 # ---- reading ---------------------------------------------------------------------------

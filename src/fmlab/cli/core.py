@@ -26,6 +26,7 @@ from fmlab.cli.app import (
     say,
     warn,
 )
+from fmlab.cli.tracking import LOG_TO, log_to, reused_hint
 from fmlab.contracts import CorruptFileError
 from fmlab.parallel import default_threads
 from fmlab.store import find_runs, is_run_dir, skip
@@ -118,6 +119,7 @@ def run(
     device: str = DEVICE,
     checkpoint_every: float = CHECKPOINT_EVERY,
     no_checkpoint: bool = NO_CHECKPOINT,
+    log_to_: list[str] = LOG_TO,
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one study with a preset and overrides; print its claims. A killed or stopped
@@ -132,6 +134,7 @@ def run(
     spec = get_study(study)
     cfg = spec.resolve(preset, overrides)
     how = execution_options(device, checkpoint_every, no_checkpoint)
+    how["trackers"] = log_to(log_to_, out_dir)
     import torch
 
     torch.set_num_threads(threads or default_threads())
@@ -146,6 +149,8 @@ def run(
     else:
         if result.reused:
             say(err, "already finished", "yellow", f"(use --force to rerun): {result.path}")
+            if how["trackers"]:
+                err.print(plain(reused_hint(result.path, how["trackers"])))
         out.print(_claims_table(summary))
         out.print(plain(f"run directory: {result.path}"))
         if report:
@@ -245,6 +250,7 @@ def reproduce(
     device: str = DEVICE,
     checkpoint_every: float = CHECKPOINT_EVERY,
     no_checkpoint: bool = NO_CHECKPOINT,
+    log_to_: list[str] = LOG_TO,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a suite of studies and write one HTML index of their reports."""
@@ -255,6 +261,7 @@ def reproduce(
 
     items = suite_items(suite)
     how = execution_options(device, checkpoint_every, no_checkpoint)
+    how["trackers"] = log_to(log_to_, out_dir)
     jobs = jobs if jobs is not None else max(1, min(len(items), available_cores()))
     threads = plan_threads(jobs, None)
     done: dict[int, Any] = {}

@@ -26,6 +26,7 @@ from fmlab.cli.app import (
     show_progress,
 )
 from fmlab.cli.executor_flags import chosen_options, with_executor_flags
+from fmlab.cli.tracking import LOG_TO, log_to
 from fmlab.errors import UserInputError
 from fmlab.sweep.executors import EXECUTORS
 from fmlab.sweep.record import sweep_dir
@@ -103,6 +104,7 @@ def sweep(
     device: str = DEVICE,
     checkpoint_every: float = CHECKPOINT_EVERY,
     no_checkpoint: bool = NO_CHECKPOINT,
+    log_to_: list[str] = LOG_TO,
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     executor_flags: dict | None = None,
 ) -> None:
@@ -130,6 +132,7 @@ def sweep(
         executor = "local" if jobs > 1 else "serial"
     executor_options = chosen_options(executor, executor_flags or {})
     check_device(device, here=executor in ("serial", "local"))
+    log_to(log_to_, out_dir)  # a tracker's name or missing library: one line, before a dry run
     if not 0 < lease_ttl < float("inf"):
         raise UserInputError(f"--lease-ttl must be a finite number > 0 seconds, got {lease_ttl}")
     if directory is None:  # a bad --name fails here, before a dry run as before a run
@@ -156,6 +159,7 @@ def sweep(
                 imports=imports,
                 device=device,
                 checkpoint_every=None if no_checkpoint else checkpoint_every,
+                trackers=log_to_,
                 on_start=bar.start,
                 on_outcome=bar.advance,
             )

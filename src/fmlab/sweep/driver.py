@@ -125,6 +125,7 @@ class TaskSettings:
     ensemble_size: int | None = None
     device: str = "auto"
     checkpoint_every: float | None = 600.0
+    trackers: tuple[Any, ...] = ()
 
 
 def make_tasks(
@@ -151,6 +152,7 @@ def make_tasks(
                 batch=len(runs) > 1,
                 device=s.device,
                 checkpoint_every=s.checkpoint_every,
+                trackers=s.trackers,
             )
         )
     return tasks
@@ -184,6 +186,7 @@ def run_sweep(
     imports: Sequence[str] | None = None,
     device: str = "auto",
     checkpoint_every: float | None = 600.0,
+    trackers: Sequence[Any] = (),
     on_start: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> SweepResult:
@@ -197,7 +200,9 @@ def run_sweep(
     ``checkpoint_every`` (None: no checkpoints) say where and how the runs execute (a run
     killed with the sweep resumes from its checkpoints on the rerun). ``imports``: the
     modules to import to find the study (default: ``spec.imports``; a resumed sweep
-    passes only what the user named, never what its saved spec lists).
+    passes only what the user named, never what its saved spec lists). ``trackers``
+    (``"mlflow"``, ``"tensorboard=DIR"`` …) stream every run (default places: under the
+    sweep directory); like the device, they are not part of the run ids.
     """
     if ensemble not in ("auto", "off"):
         raise UserInputError(f"--ensemble {ensemble!r}: choose auto or off")
@@ -206,6 +211,11 @@ def run_sweep(
     p = plan(spec, imports)  # every point is validated before anything is created or started
     default = f"{spec.study}-{spec.preset}"
     where = Path(directory) if directory else sweep_dir(out, default if name is None else name)
+    specs: tuple[Any, ...] = ()
+    if trackers:  # checked (names, libraries) before anything starts
+        from fmlab.trackers import as_specs
+
+        specs = tuple(s.resolved(where) for s in as_specs(trackers))
     if isinstance(executor, str):
         executor = make_executor(
             executor,
@@ -231,6 +241,7 @@ def run_sweep(
         ensemble_size=ensemble_size,
         device=device,
         checkpoint_every=checkpoint_every,
+        trackers=specs,
     )
     result = SweepResult(where, len(p.points), duplicates=p.duplicates)
     try:

@@ -60,6 +60,7 @@ class Task:
     batch: bool = False  # hand the runs to execute_batch as one group
     device: str = "auto"  # resolved where the task runs
     checkpoint_every: float | None = 600.0  # None: the runs save no checkpoints
+    trackers: tuple[Any, ...] = ()  # fmlab.trackers.TrackerSpec, targets resolved
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def _execute(task: Task, study: Any, cfgs: list[Any], root: Path) -> list[Any]:
         "lease": False,
         "device": task.device,
         "checkpoints": Policy(every is not None, every or 0.0),
+        "trackers": task.trackers,
     }
     if task.batch and len(cfgs) > 1:
         return execute_batch(study, cfgs, root, **how)
