@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fmlab.stats.bounds import clip_interval, interval_bounds
 from fmlab.stats.seeds import CI_HIGH, CI_LOW
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -40,6 +41,8 @@ class Claim:
         value = _number(metrics.get(self.metric))
         lo = _number(metrics.get(f"{self.metric}{CI_LOW}"))
         hi = _number(metrics.get(f"{self.metric}{CI_HIGH}"))
+        # a fraction's interval stays in [0, 1], whoever computed it (fmlab.stats.bounds)
+        lo, hi = clip_interval(lo, hi, interval_bounds(self.metric, [value]))
         ci = [lo, hi] if lo is not None and hi is not None else None
         compare = OPS[self.op]
         if self.optional and self.metric not in metrics:
@@ -48,9 +51,16 @@ class Claim:
             passed, note = False, f"metric {self.metric!r} was not reached or not measured"
         elif self.decide_by == "ci" and ci is not None:
             bound = lo if self.op in (">=", ">") else hi
-            passed, note = bool(compare(bound, self.threshold)), "decided by the 95% CI bound"
+            passed = bool(compare(bound, self.threshold))
+            end = "lower" if self.op in (">=", ">") else "upper"
+            note = (
+                "decided by the 95% CI bound"
+                if passed
+                else f"the 95% CI's {end} end {bound:.4g} is not {self.op} {self.threshold:g}"
+            )
         else:
-            passed, note = bool(compare(value, self.threshold)), ""
+            passed = bool(compare(value, self.threshold))
+            note = "" if passed else f"measured {value:.4g}, not {self.op} {self.threshold:g}"
         return {
             "id": self.id,
             "source": self.source,
@@ -62,6 +72,24 @@ class Claim:
             "passed": passed,
             "note": note,
         }
+
+
+def reason(result: Mapping[str, Any]) -> str:
+    """Why an evaluated claim (a summary's entry) holds, fails or was not tested, in one
+    line — for a failing claim the measured value (or the deciding CI end) against the
+    threshold, also for summaries written before claims carried their reasons."""
+    note = str(result.get("note") or "")
+    passed, value, ci = result.get("passed"), result.get("value"), result.get("ci")
+    if passed is None:
+        return note or "not tested"
+    if passed is True or value is None:
+        return note if note or passed else f"metric {result.get('metric')!r} was not reached"
+    threshold = str(result.get("threshold", ""))
+    if ci and "CI" in note:
+        upper = threshold.startswith("<")
+        end = ci[1] if upper else ci[0]
+        return f"the 95% CI's {'upper' if upper else 'lower'} end {end:.4g} is not {threshold}"
+    return f"measured {value:.4g}, not {threshold}"
 
 
 def _number(x: Any) -> float | None:

@@ -10,13 +10,13 @@ under a name. A study module composes library pieces; the library never imports 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fmlab.claims import Claim
 from fmlab.config import Config, apply_overrides, parse_overrides
-from fmlab.errors import UserInputError
+from fmlab.plugins import import_modules  # noqa: F401  (the --import of every command)
 from fmlab.registry import Registry, UnknownNameError
 from fmlab.store import Run, RunData
 
@@ -99,41 +99,3 @@ def study(
         return fn
 
     return register
-
-
-def import_modules(modules: Iterable[str]) -> None:
-    """Import the modules that register a user's studies, mixers, instruments or executors
-    (``--import``). Importing a module RUNS its code, with your permissions: import only
-    modules you trust. The current directory is searched too, after everything else, as
-    ``python -m`` would (so a ``my_study.py`` next to you works without installing it)."""
-    import importlib
-    import os
-    import re
-    import sys
-
-    modules = list(modules)
-    for name in modules:
-        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", name):
-            raise UserInputError(
-                f"--import {name!r}: not a module name (a dotted Python name such as "
-                "my_study or pkg.my_study, importable from here)"
-            )
-    if modules and os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())  # last: a local file never shadows an installed package
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise UserInputError(f"cannot import {name!r} (from --import): {e}") from None
-        except Exception as e:  # the module's own code failed: say where, in one line
-            import traceback
-
-            frame = traceback.extract_tb(e.__traceback__)[-1]
-            where = (
-                f"{e.filename}:{e.lineno}"
-                if isinstance(e, SyntaxError)
-                else (f"{frame.filename}:{frame.lineno}")
-            )
-            raise UserInputError(
-                f"importing {name!r} (from --import) failed at {where}: {type(e).__name__}: {e}"
-            ) from None

@@ -41,6 +41,13 @@ CHECKPOINT_EVERY = typer.Option(
     help="seconds between checkpoints of a training loop (0: at every evaluation)",
 )
 NO_CHECKPOINT = typer.Option(False, "--no-checkpoint", help="save no checkpoints (tiny runs)")
+# Every command that looks a study (or mixer, instrument, executor) up takes the same
+# --import; fmlab.plugins.import_modules imports them (only those named on this line).
+IMPORTS = typer.Option(
+    [],
+    "--import",
+    help="module or .py file registering your studies etc. (importing runs its code)",
+)
 
 
 def execution_options(device: str, checkpoint_every: float, no_checkpoint: bool) -> dict:

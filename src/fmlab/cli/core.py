@@ -13,6 +13,7 @@ from rich.table import Table
 from fmlab.cli.app import (
     CHECKPOINT_EVERY,
     DEVICE,
+    IMPORTS,
     NO_CHECKPOINT,
     app,
     emit_json,
@@ -55,7 +56,7 @@ def _claims_table(summary: dict[str, Any]) -> Table:
 @app.command("list")
 @friendly
 def list_(
-    imports: list[str] = typer.Option([], "--import", help="module that registers extensions"),
+    imports: list[str] = IMPORTS,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """List the studies (with presets and claims), mixers, tasks, instruments, executors
@@ -115,7 +116,7 @@ def run(
         help="torch threads (default: the cores not busy)",
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
-    imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
+    imports: list[str] = IMPORTS,
     device: str = DEVICE,
     checkpoint_every: float = CHECKPOINT_EVERY,
     no_checkpoint: bool = NO_CHECKPOINT,
@@ -164,7 +165,7 @@ def run(
 def report(
     paths: list[Path] = typer.Argument(..., help="run directories or folders holding runs"),
     index: Path | None = typer.Option(None, "--index", help="also write an index page here"),
-    imports: list[str] = typer.Option([], "--import", help="module that registers the study"),
+    imports: list[str] = IMPORTS,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write report.html (+ PNG/SVG figures) for each run; optionally an index."""

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fmlab.cli.app import (
     DEVICE,
+    IMPORTS,
     app,
     emit_json,
     err,
@@ -56,7 +57,7 @@ def inspect(
         min=1,
         help="torch threads (default: the cores not busy)",
     ),
-    imports: list[str] = typer.Option([], "--import", help="module that registers an instrument"),
+    imports: list[str] = IMPORTS,
     device: str = DEVICE,
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:

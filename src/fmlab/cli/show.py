@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from fmlab.cli.app import app, emit_json, fail, friendly, out, plain
+from fmlab.cli.app import IMPORTS, app, emit_json, fail, friendly, out, plain
 from fmlab.cli.core import _claims_table, _number
 from fmlab.store import read_config, read_summary
 
@@ -56,9 +56,13 @@ def show(
     run_dir: Path = typer.Argument(..., help="a run directory"),
     follow: bool = typer.Option(False, "--follow", "-f", help="follow a running run to its end"),
     interval: float = typer.Option(2.0, "--interval", min=0.1, help="seconds between looks"),
+    imports: list[str] = IMPORTS,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show a run's summary and claims, or the progress of an unfinished run."""
+    from fmlab.study import import_modules
+
+    import_modules(imports)
     state = run_state(run_dir)
     if follow and "summary" not in state:
         state = _follow(run_dir, interval, as_json)
@@ -76,6 +80,9 @@ def show(
     summary = state["summary"]
     if as_json:
         return emit_json(summary)
+    title = _title(summary.get("study"))
+    if title:
+        out.print(plain(title), style="bold")
     out.print(_claims_table(summary))
     scalars = {k: v for k, v in summary["metrics"].items() if not isinstance(v, list)}
     table = Table(title="metrics")
@@ -85,6 +92,14 @@ def show(
         table.add_row(plain(key), plain(_number(value)))
     out.print(table)
     out.print(plain(f"wall {summary.get('wall_s')} s · env {summary.get('env')}"))
+
+
+def _title(name: Any) -> str | None:
+    """The study's title when it is registered already (a user's study, by its --import;
+    bundled studies are not imported just for a title: show stays fast under --follow)."""
+    from fmlab.study import STUDIES
+
+    return STUDIES.get(str(name)).title if str(name) in STUDIES else None
 
 
 def _follow(run_dir: Path, interval: float, as_json: bool) -> dict[str, Any]:

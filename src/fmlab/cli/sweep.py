@@ -14,6 +14,7 @@ from rich.table import Table
 from fmlab.cli.app import (
     CHECKPOINT_EVERY,
     DEVICE,
+    IMPORTS,
     NO_CHECKPOINT,
     app,
     emit_json,
@@ -81,9 +82,7 @@ def sweep(
     sample_seed: int = typer.Option(0, "--sample-seed", help="seed of the random draws"),
     seeds: int | None = typer.Option(None, "--seeds", help="K seeds 0..K-1 of every point"),
     overrides: list[str] = typer.Option([], "--set", "-s", help="key=value for every point"),
-    imports: list[str] = typer.Option(
-        [], "--import", help="module that registers the study (importing runs its code)"
-    ),
+    imports: list[str] = IMPORTS,
     name: str | None = typer.Option(None, "--name", help="sweep name (default STUDY-PRESET)"),
     out_dir: Path = OUT,
     resume: str | None = typer.Option(None, "--resume", help="resume a sweep (name or dir)"),
@@ -261,12 +260,15 @@ def status(
     out_dir: Path = OUT,
     watch: bool = typer.Option(False, "--watch", help="follow a running sweep until it ends"),
     interval: float = typer.Option(1.0, "--interval", help="seconds between looks (--watch)"),
+    imports: list[str] = IMPORTS,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Count a sweep's runs: done / running (live lease) / failed / pending."""
+    from fmlab.study import import_modules
     from fmlab.sweep.record import find_sweep
     from fmlab.sweep.tables import sweep_status
 
+    import_modules(imports)
     directory = find_sweep(sweep_name, out_dir)
     s = sweep_status(directory)
     if as_json:
@@ -313,12 +315,15 @@ def table_(
     metric: list[str] = typer.Option([], "--metric", "-m", help="summary metric(s) to show"),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
     out_dir: Path = OUT,
+    imports: list[str] = IMPORTS,
     as_json: bool = typer.Option(False, "--json", help="the same as --format json"),
 ) -> None:
     """Final metrics per config: mean ± 95% CI over seeds (Student t)."""
+    from fmlab.study import import_modules
     from fmlab.sweep.record import find_sweep, read_record
     from fmlab.sweep.tables import default_by, sweep_table, to_records, wide_table
 
+    import_modules(imports)
     fmt = "json" if as_json else fmt
     if fmt not in ("table", "csv", "json"):
         raise fail(f"--format {fmt!r}: choose table, csv or json")

@@ -80,6 +80,86 @@ def plot_curves(
         ax.legend()
 
 
+def keep_legends_off_data(fig: Figure) -> Figure:
+    """Move every legend that covers a data point (a line's vertex, a marker, a bar) to
+    the right of its axes, outside them: a legend must not hide data. Legends in free
+    space stay where the study put them. Called on every figure before it is saved."""
+    import numpy as np
+
+    moved = 0.0  # inches the widest moved legend needs
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer).padded(2)
+        if not (
+            any(box.contains(x, y) for x, y in _data_points(ax, np)) or _on_a_band(ax, box, np)
+        ):
+            continue
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        title = legend.get_title().get_text() or None
+        ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0)  # fmt: skip
+        moved = max(moved, box.width / fig.dpi + 0.15)
+    if moved:  # widen the figure by the legend, so that the axes keep their size
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width + min(moved, width), height)
+        fig.tight_layout()
+    return fig
+
+
+def _data_points(ax, np):
+    """Display coordinates of the data drawn on ``ax`` (sampled: at most ~2,000 per artist)."""
+    for line in ax.get_lines():
+        xy = np.column_stack(line.get_data(orig=False)).astype(float, copy=False)
+        shown = line.get_transform().transform(xy)
+        if line.get_linestyle() not in ("None", "none", "", " ") and 1 < len(shown) < 500:
+            t = np.linspace(0, 1, 9)[:-1, None, None]  # points along each segment too
+            along = (shown[:-1] + t * (shown[1:] - shown[:-1])).reshape(-1, 2)
+            shown = np.vstack([along, shown[-1:]])
+        yield from _visible(ax, shown, np)
+    from matplotlib.collections import PathCollection
+
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection):  # scatter markers
+            offsets = np.asarray(coll.get_offsets(), dtype=float)
+            if len(offsets):
+                yield from _visible(ax, coll.get_offset_transform().transform(offsets), np)
+    for patch in ax.patches:
+        bb = patch.get_window_extent()
+        yield from _visible(ax, np.array([[bb.x0, bb.y1], [bb.x1, bb.y1], [bb.x0, bb.y0],
+                                          [bb.x1, bb.y0]]), np)  # fmt: skip
+
+
+def _on_a_band(ax, box, np) -> bool:
+    """Whether the legend's box lies on a shaded band (a CI from ``fill_between``): one of
+    its corners or its centre inside the band, or the band's outline through it."""
+    from matplotlib.collections import PathCollection
+
+    probes = [(box.x0, box.y0), (box.x0, box.y1), (box.x1, box.y0), (box.x1, box.y1),
+              ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)]  # fmt: skip
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection) or coll.get_alpha() == 0:
+            continue
+        transform = coll.get_transform()
+        for path in coll.get_paths():
+            shown = transform.transform_path(path)
+            if any(shown.contains_point(p) for p in probes):
+                return True
+            if any(box.contains(x, y) for x, y in _visible(ax, shown.vertices, np)):
+                return True
+    return False
+
+
+def _visible(ax, points, np):
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) > 2000:
+        points = points[:: len(points) // 2000 + 1]
+    inside = ax.get_window_extent()
+    return [(x, y) for x, y in points if inside.contains(x, y)]
+
+
 def save_figure(fig: Figure, directory: Path, name: str) -> dict[str, Path]:
     """Write ``name.png`` and ``name.svg``; return their paths."""
     directory = Path(directory)

@@ -15,30 +15,39 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from fmlab.claims import reason
 from fmlab.contracts import CorruptFileError
-from fmlab.report.figures import close, png_bytes, save_figure
+from fmlab.report.figures import close, keep_legends_off_data, png_bytes, save_figure
+from fmlab.stats.bounds import clip_interval, interval_bounds
 from fmlab.stats.seeds import BY_SEED, CI_HIGH, CI_LOW, SUFFIXES
 from fmlab.store import RunData, atomic_write_bytes, skip
 
 CSS = """
 body{font:14px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2329;
 background:#f6f7f9}
-main{max-width:1100px;margin:0 auto;padding:24px}
+main{max-width:1320px;margin:0 auto;padding:24px;box-sizing:border-box}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde;
 padding-bottom:4px}
-.sub{color:#5b6570}.card{background:#fff;border:1px solid #e2e5ea;border-radius:8px;padding:14px;
-margin:10px 0}
+.sub{color:#5b6570}.why{color:#8a3b12}.card{background:#fff;border:1px solid #e2e5ea;
+border-radius:8px;padding:14px;margin:10px 0;min-width:0}
+.tw{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:6px 8px;
-border-bottom:1px solid #eceef2;vertical-align:top}th{background:#f0f2f5;font-weight:600}
+border-bottom:1px solid #eceef2;vertical-align:top;overflow-wrap:break-word}
+th{background:#f0f2f5;font-weight:600;white-space:nowrap}td.v{white-space:nowrap}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+td.seeds{font-variant-numeric:tabular-nums;font-size:12px;color:#4b5563;min-width:8em}
+td.name{min-width:10em;overflow-wrap:anywhere}
 .pass{color:#0a7a32;font-weight:600}.fail{color:#b3261e;font-weight:600}.na{color:#6b7280}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
 .completed{background:#dff5e5;color:#0a7a32}.diverged{background:#fff1d6;color:#8a5a00}
 .failed{background:#fde2e1;color:#b3261e}.unfinished{background:#eceef2;color:#4b5563}
 .figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0;background:#fff;border:1px solid
-#e2e5ea;border-radius:8px;padding:8px;flex:1 1 460px}.figs img{width:100%;height:auto}
+#e2e5ea;border-radius:8px;padding:8px;flex:1 1 460px;min-width:0;box-sizing:border-box}
+.figs figure.wide{flex-basis:100%}
+.figs img{display:block;width:100%;height:auto;margin:0 auto}
 figcaption{font-size:12px;color:#5b6570}pre{background:#fff;border:1px solid #e2e5ea;padding:10px;
-border-radius:8px;overflow:auto;font-size:12px}a{color:#1f5fbf}
+border-radius:8px;overflow:auto;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
+a{color:#1f5fbf}code{overflow-wrap:anywhere}
 """
 
 
@@ -80,16 +89,19 @@ def claims_table(claims: list[Mapping[str, Any]]) -> str:
             if c.get("ci")
             else ""
         )
-        note = f"<br><span class='sub'>{html.escape(c['note'])}</span>" if c.get("note") else ""
+        why = reason(c)  # a failing or n/a claim always says why
+        style = "why" if c.get("passed") is not True else "sub"
+        note = f"<br><span class='{style}'>{html.escape(why)}</span>" if why else ""
         rows.append(
-            f"<tr><td>{verdict.get(c.get('passed'), '<span class=na>n/a</span>')}</td>"
+            f"<tr><td class='v'>{verdict.get(c.get('passed'), '<span class=na>n/a</span>')}</td>"
             f"<td><b>{html.escape(c['id'])}</b><br>{html.escape(c['statement'])}{note}</td>"
-            f"<td>{html.escape(c['source'])}</td><td class='num'>{fmt(c.get('metric'))}</td>"
+            f"<td>{html.escape(c['source'])}</td>"
+            f"<td class='name'>{breakable(str(c.get('metric')))}</td>"
             f"<td class='num'>{fmt(c.get('value'))}{ci}</td>"
             f"<td class='num'>{html.escape(c['threshold'])}</td></tr>"
         )
     head = "<tr><th></th><th>claim</th><th>source</th><th>metric</th><th>measured [95% CI]</th>"
-    return f"<table>{head}<th>threshold</th></tr>{''.join(rows)}</table>"
+    return f"<div class='tw'><table>{head}<th>threshold</th></tr>{''.join(rows)}</table></div>"
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
@@ -99,15 +111,23 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
         if key.endswith(SUFFIXES):
             continue
         low, high = metrics.get(f"{key}{CI_LOW}"), metrics.get(f"{key}{CI_HIGH}")
+        low, high = clip_interval(low, high, interval_bounds(key, [value]))
         ci = f"[{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
         per_seed = metrics.get(f"{key}{BY_SEED}")
         seeds = fmt(per_seed) if isinstance(per_seed, list) and len(per_seed) > 1 else ""
         rows.append(
-            f"<tr><td>{html.escape(key)}</td><td class='num'>{fmt(value)}</td>"
-            f"<td class='num'>{ci}</td><td class='num'>{seeds}</td></tr>"
+            f"<tr><td class='name'>{breakable(key)}</td>"
+            f"<td class='{'seeds' if isinstance(value, list) else 'num'}'>{fmt(value)}</td>"
+            f"<td class='num'>{ci}</td><td class='seeds'>{seeds}</td></tr>"
         )
     head = "<tr><th>metric</th><th>value</th><th>95% CI</th><th>per seed</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"<div class='tw'><table>{head}{''.join(rows)}</table></div>"
+
+
+def breakable(name: str) -> str:
+    """A long identifier (``lp_ft_ood_acc_minus_ft``) that may wrap after its ``_``/``.``."""
+    text = html.escape(name)
+    return text.replace("_", "_<wbr>").replace(".", ".<wbr>")
 
 
 class ReportSource(Protocol):
@@ -125,18 +145,43 @@ def render_figures(run: RunData, figures: Callable[[RunData], Mapping[str, Any]]
         return []
     out = []
     for name, fig in figures(run).items():
+        keep_legends_off_data(fig)
         save_figure(fig, run.artifacts / "figures", name)
         out.append((name, png_bytes(fig)))
         close(fig)
     return out
 
 
+# A figure wider than this (in PNG pixels at savefig's 150 dpi: two panels or more) gets
+# the page's full width: in a half-width card its text would shrink to ~7 px.
+WIDE_PX = 1000
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return 0, 0
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def figures_html(figs: Iterable[tuple[str, bytes]]) -> str:
-    items = [
-        f"<figure><img alt='{html.escape(n)}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(n)}</figcaption></figure>"
-        for n, png in figs
-    ]
+    """The figures as cards: two to a row, and a wide one (several panels) alone in its
+    row at the page's width; the wide ones come after the others, so that no half-width
+    figure is left alone in a row between them."""
+    small, wide = [], []
+    for n, png in figs:
+        width, _ = png_size(png)
+        # never drawn larger than its own pixels (a small figure is not blown up)
+        cap = f" style='max-width:{width}px'" if width else ""
+        item = (
+            f"<img{cap} alt='{html.escape(n)}' src='data:image/png;base64,"
+            f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(n)}</figcaption>"
+        )
+        if width > WIDE_PX:
+            wide.append(f"<figure class='wide'>{item}</figure>")
+        else:
+            small.append(f"<figure>{item}</figure>")
+    items = small + wide
     return f"<div class='figs'>{''.join(items)}</div>" if items else "<p class='na'>No figures.</p>"
 
 

@@ -18,6 +18,7 @@ from scipy import stats as sps
 
 from fmlab.stats._format import format_number
 from fmlab.stats.bootstrap import CI
+from fmlab.stats.bounds import clip_interval, interval_bounds
 
 __all__ = [
     "BY_SEED",
@@ -38,8 +39,11 @@ CI_LOW, CI_HIGH, BY_SEED = "_ci_low", "_ci_high", "_by_seed"
 SUFFIXES = (CI_LOW, CI_HIGH, BY_SEED)
 
 
-def t_interval(values: Any, confidence: float = 0.95) -> CI:
-    """Student-t interval for the mean of ``values`` (NaNs dropped).
+def t_interval(
+    values: Any, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> CI:
+    """Student-t interval for the mean of ``values`` (NaNs dropped), clipped to ``bounds``
+    when given (a fraction's interval stays in [0, 1]: :mod:`fmlab.stats.bounds`).
 
     One value gives ``low = high = NaN``: its spread is unknown, which a zero-width interval
     would hide.
@@ -53,7 +57,8 @@ def t_interval(values: Any, confidence: float = 0.95) -> CI:
     if n == 1:
         return CI(mean, math.nan, math.nan, confidence, "t", 1)
     half = float(sps.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return CI(mean, mean - half, mean + half, confidence, "t", n)
+    low, high = clip_interval(mean - half, mean + half, bounds)
+    return CI(mean, low, high, confidence, "t", n)
 
 
 def over_seeds(
@@ -69,7 +74,8 @@ def over_seeds(
     with ``extremes`` also ``name_min``/``name_max``. ``log`` averages on the log scale (a
     geometric mean and interval: for ratios, which are skewed where their logarithms are
     not). A quantity some seed did not reach (None) has no mean, so a claim on it fails as
-    "not reached" rather than being judged on the seeds that did."""
+    "not reached" rather than being judged on the seeds that did. A fraction's interval
+    (``test_acc``…, :func:`fmlab.stats.bounds.is_fraction`) is clipped to [0, 1]."""
     values = list(values)
     out: dict[str, Any] = {f"{name}{BY_SEED}": values}
     keys = (name, f"{name}_min", f"{name}_max") if extremes else (name,)
@@ -82,7 +88,8 @@ def over_seeds(
     if extremes:
         out[f"{name}_min"], out[f"{name}_max"] = min(values), max(values)
     if ci.n > 1:
-        out[f"{name}{CI_LOW}"], out[f"{name}{CI_HIGH}"] = back(ci.low), back(ci.high)
+        low, high = clip_interval(back(ci.low), back(ci.high), interval_bounds(name, values))
+        out[f"{name}{CI_LOW}"], out[f"{name}{CI_HIGH}"] = low, high
     return out
 
 
@@ -104,7 +111,8 @@ def aggregate_seeds(
 
     Returns a long table with columns ``[*by, "metric", "mean", "std", "low", "high", "n"]``,
     one row per group and metric (``df.pivot`` it for a wide table); ``n`` counts the non-NaN
-    values. Groups with one seed get NaN bounds.
+    values. Groups with one seed get NaN bounds. A fraction's interval is clipped to [0, 1]
+    (:mod:`fmlab.stats.bounds`).
     """
     by, metrics = list(by), list(metrics)
     missing = [c for c in [*by, *metrics] if c not in df.columns]
@@ -115,7 +123,7 @@ def aggregate_seeds(
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         for m in metrics:
-            ci = t_interval(group[m], confidence)
+            ci = t_interval(group[m], confidence, interval_bounds(m, group[m].dropna()))
             std = float(group[m].std(ddof=1)) if ci.n > 1 else math.nan
             rows.append((*key, m, ci.estimate, std, ci.low, ci.high, ci.n))
     return pd.DataFrame(rows, columns=[*by, "metric", "mean", "std", "low", "high", "n"])
