@@ -104,15 +104,32 @@ def test_weights_are_safetensors(tmp_path):
     assert json.loads((run.artifacts / "extra.json").read_text()) == {"x": [1.0, None]}
 
 
-def test_written_files_are_readable_as_the_umask_allows(tmp_path):
-    """Runs directories are often shared: results are not owner-only (mkstemp's default)."""
-    old = os.umask(0o022)
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_written_files_are_readable_as_the_umask_allows(tmp_path, umask, mode):
+    """Runs directories are often shared: results get 0666 less the umask in force when
+    they are written (mkstemp's 0600 made them owner-only), as open() would."""
+    old = os.umask(umask)
     try:
-        import fmlab.atomic as store
-
-        saved, store._UMASK = store._UMASK, 0o022
         atomic_write_bytes(tmp_path / "x.json", b"{}")
-        store._UMASK = saved
+        atomic_write_bytes(tmp_path / "x.json", b"[]")  # replacing keeps the rule
     finally:
         os.umask(old)
-    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == mode
+
+
+def test_a_whole_run_under_umask_022_is_0644_files_and_0755_directories(toy, tmp_path):
+    from fmlab.catalog import get_study
+    from fmlab.report import write_run_report
+    from fmlab.runner import execute
+
+    study = get_study("sweep-toy")
+    old = os.umask(0o022)
+    try:
+        result = execute(study, study.resolve("smoke", []), tmp_path / "runs")
+        write_run_report(result.path, study)
+    finally:
+        os.umask(old)
+    modes = {p: p.stat().st_mode & 0o777 for p in (tmp_path / "runs").rglob("*")}
+    assert {m for p, m in modes.items() if p.is_file()} == {0o644}
+    assert {m for p, m in modes.items() if p.is_dir()} == {0o755}
+    assert (result.path / "summary.json") in modes and (result.path / "report.html") in modes
