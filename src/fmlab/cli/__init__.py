@@ -7,6 +7,7 @@ from fmlab.cli import (
     inspect,  # noqa: F401  (registers `fmlab inspect`)
     show,  # noqa: F401  (registers `fmlab show`)
     sweep,  # noqa: F401  (registers `fmlab sweep | status | table`)
+    unlearn,  # noqa: F401  (registers `fmlab unlearn`)
     unlock,  # noqa: F401  (registers `fmlab unlock`)
     watermark,  # noqa: F401  (registers `fmlab watermark generate | detect`)
 )
