@@ -1,6 +1,7 @@
 """The ``fmlab`` command line. Each command group lives in its own module."""
 
 from fmlab.cli import (
+    compare,  # noqa: F401  (registers `fmlab compare`)
     core,  # noqa: F401  (registers commands)
     export,  # noqa: F401  (registers `fmlab export`)
     fit,  # noqa: F401  (registers `fmlab fit …`)

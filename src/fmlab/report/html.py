@@ -204,8 +204,23 @@ def run_report_html(run: RunData, study: ReportSource | None = None) -> str:
         + (f"<div class='card sub'>{html.escape(citation)}</div>" if citation else "")
     )
     parts = [head, "<h2>Claims</h2>", claims_table(summary.get("claims", []))]
-    figs = render_figures(run, study.figures if study is not None else None)
-    parts += ["<h2>Figures</h2>", figures_html(figs)]
+    try:
+        figs = render_figures(run, study.figures if study is not None else None)
+        drawn = figures_html(figs)
+    except Exception as e:  # a study's own figure code (a user's study): the rest is written
+        import warnings
+
+        from fmlab.errors import FmlabWarning
+
+        why = f"{type(e).__name__}: {e}".splitlines()[0]
+        warnings.warn(
+            f"the figures of {run.study} failed for {run.path} ({why}); "
+            "writing the report without them",
+            FmlabWarning,
+            stacklevel=2,
+        )
+        drawn = f"<p class='why'>The study's figures failed: {html.escape(why)}</p>"
+    parts += ["<h2>Figures</h2>", drawn]
     parts += ["<h2>Summary metrics</h2>", metrics_table(summary.get("metrics", {}))]
     if summary.get("error"):
         parts += ["<h2>Error</h2>", f"<pre>{html.escape(summary['error'])}</pre>"]
