@@ -23,14 +23,19 @@ class UnknownNameError(KeyError, UserInputError):
 
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, known
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, known)
         listing = ", ".join(known) if known else "(none registered)"
         self.message = f"unknown {kind} {name!r}.{hint} Known: {listing}."
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.message
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` Did you mean 'x' or 'y'?`` for the close matches of a typo, else ``""``."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class Registry(Generic[T]):

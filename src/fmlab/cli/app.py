@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from fmlab.errors import FmlabWarning, UserInputError
@@ -26,8 +27,28 @@ app = typer.Typer(
 )
 # Text from users and from run directories is printed as given: no markup, no emoji codes
 # (a run named "[red]x" or ":fire:" must show as typed), so it goes through plain()/escape().
-out = Console(highlight=False, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
+
+
+class _Console(Console):
+    """Tables are printed whole where there is no terminal (a log, a pipe), at the width
+    they need: rich would assume 80 columns there and cut cells short (claim names
+    ending in "…"). In a terminal its width holds and long cells wrap."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if self.is_terminal or not any(isinstance(o, Table) for o in objects):
+            return super().print(*objects, **kwargs)
+        wide = self.options.update_width(100_000)
+        need = max(self.measure(o, options=wide).maximum for o in objects)
+        previous = self.width
+        self.width = max(previous, need)
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self.width = previous
+
+
+out = _Console(highlight=False, emoji=False)
+err = _Console(stderr=True, highlight=False, emoji=False)
 
 
 # Options that say how a run executes (none is part of its id), shared by the commands.

@@ -43,7 +43,7 @@ def _claims_table(summary: dict[str, Any]) -> Table:
     title = f"{summary.get('study')} · {summary.get('run_id')} · {summary.get('status')}"
     table = Table(title=escape(title))
     for col in ("", "claim", "measured [95% CI]", "threshold", "source"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "claim")  # a claim's name is shown whole
     for c in summary.get("claims", []):
         mark = {True: "[green]holds[/]", False: "[red]fails[/]"}.get(c["passed"], "[dim]n/a[/]")
         value = "–" if c["value"] is None else f"{c['value']:.4g}"
@@ -68,6 +68,7 @@ def list_(
     from fmlab.suites import SUITES
     from fmlab.sweep.executors import EXECUTORS
     from fmlab.tasks import task_names
+    from fmlab.trackers import TRACKERS
 
     import_modules(imports)
 
@@ -87,14 +88,16 @@ def list_(
         "instruments": INSTRUMENTS.names(),
         "executors": EXECUTORS.names(),
         "suites": SUITES.names(),
+        "trackers": TRACKERS.names(),
     }
     if as_json:
         return emit_json({"studies": studies, **registries})
     table = Table(title="Studies")
     for col in ("study", "title", "presets", "claims"):
-        table.add_column(col)
+        # names whole (one a line); in a narrow terminal the title wraps, never cut
+        table.add_column(col, no_wrap=col in ("study", "claims"), overflow="fold")
     for s in studies:
-        cells = (s["name"], s["title"], ", ".join(s["presets"]), ", ".join(s["claims"]))
+        cells = (s["name"], s["title"], ", ".join(s["presets"]), "\n".join(s["claims"]))
         table.add_row(*map(plain, cells))
     out.print(table)
     for name, names in registries.items():

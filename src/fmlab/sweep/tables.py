@@ -20,6 +20,7 @@ import pandas as pd
 from fmlab.config import flatten
 from fmlab.contracts import CorruptFileError
 from fmlab.errors import UserInputError
+from fmlab.registry import did_you_mean
 from fmlab.stats import SUFFIXES, aggregate_seeds, format_mean_ci
 from fmlab.store import read_summary, skip
 from fmlab.sweep.ledger import STATES, RunState, run_state
@@ -122,12 +123,14 @@ def sweep_table(
     unknown = [k for k in by if k not in frame.columns]
     if unknown:
         keys = [c for c in frame.columns if not c.startswith("metric:") and c != "run_id"]
-        raise UserInputError(f"--by {unknown}: not a config key of this sweep; known: {keys}")
+        hint = did_you_mean(unknown[0], keys)
+        raise UserInputError(f"--by {unknown}: not a config key of this sweep.{hint} Known: {keys}")
     metrics = default_metrics(record, frame) if metrics is None else list(metrics)
     present = sorted(c[len("metric:") :] for c in frame.columns if c.startswith("metric:"))
     missing = [m for m in metrics if f"metric:{m}" not in frame.columns]
     if missing:
-        raise UserInputError(f"--metric {missing}: no run reports it; known metrics: {present}")
+        hint = did_you_mean(missing[0], present)
+        raise UserInputError(f"--metric {missing}: no run reports it.{hint} Known: {present}")
     long = aggregate_seeds(frame, by, [f"metric:{m}" for m in metrics])
     long["metric"] = long["metric"].str.slice(len("metric:"))
     counts = frame.assign(diverged=frame["status"] == "diverged")

@@ -44,6 +44,10 @@ def test_sweep_status_table_and_report(toy, tmp_path):
     assert csv["mean"].tolist() == pytest.approx([r["mean"] for r in rows])
     shown = invoke("table", directory, "--metric", "score", "--metric", "x_seen")
     assert shown.exit_code == 0 and "±" in shown.output and "x_seen" in shown.output
+    typo = invoke("table", directory, "--metric", "scroe")
+    assert typo.exit_code == 2 and "Did you mean 'score'?" in typo.output
+    typo = invoke("table", directory, "--by", "sed")
+    assert typo.exit_code == 2 and "Did you mean 'seed'" in typo.output
 
     report = invoke("report", directory, "--json")
     assert report.exit_code == 0, report.output
