@@ -40,3 +40,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+
+# Screenshots of every report of a reproduce run (RUNS; made with the smoke suite when
+# missing) at 1400 and 1920 px in headless Chromium (Debian: apt-get install -y chromium),
+# into SHOTS, with a line per page: horizontal overflow, console errors, figure text size.
+RUNS  ?= runs
+SHOTS ?= $(RUNS)/screenshots
+.PHONY: screenshots
+screenshots: $(STAMP)
+	test -d $(RUNS) || $(BIN)/fmlab reproduce --suite smoke --out $(RUNS)
+	$(BIN)/python tools/report_check.py $(RUNS) --out $(SHOTS) --width 1400 --width 1920

@@ -81,14 +81,16 @@ def plot_curves(
 
 
 def keep_legends_off_data(fig: Figure) -> Figure:
-    """Move every legend that covers a data point (a line's vertex, a marker, a bar) to
-    the right of its axes, outside them: a legend must not hide data. Legends in free
-    space stay where the study put them. Called on every figure before it is saved."""
+    """Move every legend that covers data (a line, a marker, a bar, a shaded CI band) out
+    of its axes: to their right when nothing is drawn there, else below them (a panel with
+    a neighbour or a colour bar to its right). The figure grows by the legend, so the axes
+    keep their size. Legends in free space stay where the study put them. Called on every
+    figure a report draws, before it is saved."""
     import numpy as np
 
-    moved = 0.0  # inches the widest moved legend needs
+    wider = taller = 0.0  # inches the moved legends need
     renderer = fig.canvas.get_renderer()
-    for ax in fig.axes:
+    for ax in list(fig.axes):
         legend = ax.get_legend()
         if legend is None or not legend.get_visible():
             continue
@@ -99,14 +101,42 @@ def keep_legends_off_data(fig: Figure) -> Figure:
             continue
         handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
         title = legend.get_title().get_text() or None
-        ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                  borderaxespad=0.0)  # fmt: skip
-        moved = max(moved, box.width / fig.dpi + 0.15)
-    if moved:  # widen the figure by the legend, so that the axes keep their size
+        legend.remove()
+        frame = ax.get_window_extent(renderer)
+        if _free_on_the_right(fig, ax, frame, renderer):
+            ax.legend(handles, labels, title=title, loc="upper left",
+                      bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # fmt: skip
+            wider = max(wider, box.width / fig.dpi + 0.15)
+        else:  # below the tick labels and the axis label
+            below = ax.get_tightbbox(renderer)
+            y = (below.y0 - frame.y0) / frame.height - 0.02
+            for ncol in range(min(3, len(labels)), 0, -1):  # as wide as the axes, at most
+                where = {"loc": "upper center", "bbox_to_anchor": (0.5, y), "borderaxespad": 0}
+                placed = ax.legend(handles, labels, title=title, ncol=ncol, **where)
+                if placed.get_window_extent(renderer).width <= frame.width * 1.05:
+                    break
+            rows = -(-len(labels) // ncol)
+            taller = max(taller, box.height / fig.dpi * rows / max(len(labels), 1) + 0.2)
+    if wider or taller:
         width, height = fig.get_size_inches()
-        fig.set_size_inches(width + min(moved, width), height)
-        fig.tight_layout()
+        fig.set_size_inches(width + min(wider, width), height + min(taller, height))
+        import warnings
+
+        with warnings.catch_warnings():  # colour bars: "not compatible with tight_layout"
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
     return fig
+
+
+def _free_on_the_right(fig: Figure, ax, frame, renderer) -> bool:
+    """Whether no other axes (a panel, a colour bar) sits to the right of ``ax``."""
+    for other in fig.axes:
+        if other is ax or not other.get_visible():
+            continue
+        b = other.get_window_extent(renderer)
+        if b.x0 >= frame.x1 - 1 and b.y0 < frame.y1 and b.y1 > frame.y0:
+            return False
+    return True
 
 
 def _data_points(ax, np):
