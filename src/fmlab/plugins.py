@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fmlab.errors import UserInputError
 
-__all__ = ["import_modules", "is_file_path"]
+__all__ = ["absolute", "import_modules", "is_file_path"]
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -29,6 +29,12 @@ _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 def is_file_path(name: str) -> bool:
     """``--import`` names a file (``x.py``, ``./x``, ``dir/x.py``) rather than a module."""
     return name.endswith(".py") or "/" in name or os.sep in name
+
+
+def absolute(modules: Iterable[str]) -> tuple[str, ...]:
+    """The ``--import`` names with file paths made absolute: what a worker in another
+    directory (a sweep's process pool, a Ray or SLURM node) must import."""
+    return tuple(str(Path(n).expanduser().resolve()) if is_file_path(n) else n for n in modules)
 
 
 def import_modules(modules: Iterable[str]) -> None:

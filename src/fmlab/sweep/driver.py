@@ -164,7 +164,9 @@ def _imports(p: SweepPlan) -> tuple[str, ...]:
     unless that is ``__main__`` or a bundled study."""
     module = getattr(p.study.run, "__module__", "") or ""
     extra = () if module in ("__main__", "") or module.startswith("fmlab.") else (module,)
-    return tuple(dict.fromkeys((*p.imports, *extra)))
+    from fmlab.plugins import absolute  # a file given as ./my_study.py: found from anywhere
+
+    return tuple(dict.fromkeys((*absolute(p.imports), *extra)))
 
 
 def run_sweep(

@@ -107,6 +107,17 @@ def test_import_a_file_path_and_by_module_name(user_dir):
     fmlab("list", "--import", "./plugins/memorise.py", "--import", "plugins/memorise.py")
 
 
+def test_sweep_workers_get_absolute_file_paths(user_dir):
+    from fmlab.plugins import absolute
+
+    got = absolute(["./plugins/memorise.py", "pkg.my_study", "x.py"])
+    assert got == (
+        str(user_dir / "plugins" / "memorise.py"),
+        "pkg.my_study",
+        str(user_dir / "x.py"),
+    )
+
+
 def test_a_failed_import_says_where_it_looked(user_dir):
     missing = fmlab("show", "x", "--import", "no_such_module_17", code=2).output
     assert "no_such_module_17" in missing and str(user_dir) in missing

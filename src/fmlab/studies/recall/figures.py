@@ -12,6 +12,7 @@ from matplotlib.ticker import NullFormatter
 
 from fmlab.report.figures import PALETTE, new_figure, styled
 from fmlab.stats import t_interval
+from fmlab.stats.bounds import UNIT
 from fmlab.store import RunData
 
 
@@ -23,7 +24,7 @@ def _points(rows: list[dict], x: str, where: dict[str, Any]) -> dict[str, list[t
         pts = []
         for xv in sorted({r[x] for r in sel if r["mixer"] == mixer}):
             accs = [r["acc"] for r in sel if r["mixer"] == mixer and r[x] == xv]
-            ci = t_interval(accs)
+            ci = t_interval(accs, bounds=UNIT)  # accuracy lives in [0, 1]
             pts.append((xv, ci.estimate, ci.low, ci.high, accs))
         out[mixer] = pts
     return out
@@ -37,8 +38,7 @@ def _plot(ax, series: dict[str, list[tuple]], log2: bool = True) -> None:
         high = np.array([p[3] for p in pts])
         ax.plot(xs, mean, "o-", color=color, lw=1.6, label=mixer)
         ok = np.isfinite(low)
-        band = np.clip(low[ok], 0, 1), np.clip(high[ok], 0, 1)  # accuracy lives in [0, 1]
-        ax.fill_between(xs[ok], *band, color=color, alpha=0.15, lw=0)
+        ax.fill_between(xs[ok], low[ok], high[ok], color=color, alpha=0.15, lw=0)
         for xv, *_, seeds in pts:
             ax.scatter([xv] * len(seeds), seeds, s=9, color=color, alpha=0.5)
     if log2:

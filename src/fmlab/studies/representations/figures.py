@@ -7,6 +7,7 @@ import pandas as pd
 
 from fmlab.report.figures import PALETTE, new_figure, plot_curves, styled
 from fmlab.stats import t_interval
+from fmlab.stats.bounds import interval_bounds
 from fmlab.store import RunData
 
 LABELS = {
@@ -24,7 +25,8 @@ def _per_layer(ax, m: pd.DataFrame, name: str, ylabel: str) -> None:
         if v.empty:
             continue
         steps = sorted(v["step"].unique())
-        cis = [t_interval(v[v["step"] == s]["value"].to_numpy()) for s in steps]
+        values = [v[v["step"] == s]["value"].to_numpy() for s in steps]
+        cis = [t_interval(x, bounds=interval_bounds(name, x.tolist())) for x in values]
         mean = np.array([c.estimate for c in cis])
         ax.plot(steps, mean, marker="o", color=color, label=label)
         low, high = np.array([c.low for c in cis]), np.array([c.high for c in cis])
