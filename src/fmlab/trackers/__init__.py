@@ -1,8 +1,7 @@
 """Experiment trackers: a run's curves, config, summary and claims in TensorBoard, MLflow
 or W&B, one file each (:mod:`.base` states the contract). Importing this package imports
-every module in it, so a new file is found without an edit here; a user's tracker
-elsewhere is registered by importing it (``--import``). The libraries are imported only
-when a tracker is used.
+every module in it, so a new file is found without an edit here. The libraries are
+imported only when a tracker is used.
 
 ``--log-to NAME[=TARGET]`` on ``fmlab run | sweep | reproduce`` (``execute(...,
 trackers=...)`` in Python) streams a run while it trains; :func:`export_run` (``fmlab
