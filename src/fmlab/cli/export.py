@@ -63,7 +63,8 @@ def export(
 
 
 def _to_trackers(paths: list[Path], to: list[str], as_json: bool) -> None:
-    from fmlab.store import find_runs, read_summary
+    from fmlab.contracts import CorruptFileError
+    from fmlab.store import find_runs, read_summary, skip
     from fmlab.trackers import export_run, parse_specs
 
     specs = parse_specs(to, flag="--to")
@@ -78,7 +79,14 @@ def _to_trackers(paths: list[Path], to: list[str], as_json: bool) -> None:
     done: list[dict[str, Any]] = []
     skipped = []
     for run_dir in runs:
-        if read_summary(run_dir) is None:  # unfinished: nothing final to send
+        try:
+            finished = read_summary(run_dir) is not None
+        except CorruptFileError as e:  # one broken run among many: say so, send the rest
+            if len(runs) == 1:
+                raise
+            skip(e)
+            continue
+        if not finished:  # unfinished: nothing final to send
             skipped.append(str(run_dir))
             continue
         for spec in specs:

@@ -2,10 +2,12 @@
 torch needed), one directory per run: ``<target>/<study>/<run_id>/``.
 
 Curves are scalars under their names (tagged ones as ``name/seed:0``); the config is a
-text summary (``config``, JSON); at the end the summary metrics are scalars under
-``summary/…``, each claim a scalar ``claims/<id>`` (1 holds, 0 fails) and the claims
-with their sources a text table (``claims``). A rerun or a re-export replaces the run's
-event files. ``tensorboard --logdir runs/tensorboard`` shows them.
+text summary (``config``, JSON) and an HParams session (the HParams dashboard compares
+the runs of a sweep by their configs and summary scalars). At the end the summary
+metrics are scalars under ``summary/…``, each claim a scalar ``claims/<id>`` (1 holds,
+0 fails) and the claims with their sources a text table (``claims``). A rerun or a
+re-export replaces the run's event files. ``tensorboard --logdir runs/tensorboard``
+shows them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fmlab.config import flatten
 from fmlab.trackers.base import Row, RunInfo, claim_line, register_tracker, summary_scalars
 
 EVENTS_PREFIX = "events.out.tfevents."
@@ -34,6 +37,7 @@ class TensorBoardSink:
         self._text("config", _code(json.dumps(dict(run.config), indent=2, default=str)), 0)
         meta = {"study": run.study, "run_id": run.run_id, "preset": run.preset}
         self._text("fmlab", _code(json.dumps(meta, indent=2)), 0)
+        self._hparams(run)
 
     def log(self, rows: Sequence[Row]) -> None:
         for row in rows:
@@ -75,6 +79,17 @@ class TensorBoardSink:
         )
         value_pb = Summary.Value(tag=tag, metadata=create_summary_metadata(tag, ""), tensor=tensor)
         self._event(Summary(value=[value_pb]), step)
+
+    def _hparams(self, run: RunInfo) -> None:
+        """The config as the HParams dashboard's session: runs of a sweep side by side,
+        with their summary scalars as its metrics."""
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+
+        values = {
+            k: v if isinstance(v, bool | int | float | str) else json.dumps(v)
+            for k, v in flatten(dict(run.config)).items()
+        }
+        self._event(hparams_pb(values, trial_id=f"{run.study}/{run.run_id}"), 0)
 
     def _event(self, summary: Any, step: int) -> None:
         from tensorboard.compat.proto.event_pb2 import Event

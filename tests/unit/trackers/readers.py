@@ -18,9 +18,26 @@ def tensorboard_run(logdir: Path) -> dict[str, Any]:
     acc.Reload()
     scalars = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
     texts = {
-        t: acc.Tensors(t)[-1].tensor_proto.string_val[0].decode() for t in acc.Tags()["tensors"]
+        t: acc.Tensors(t)[-1].tensor_proto.string_val[0].decode()
+        for t in acc.Tags()["tensors"]
+        if acc.Tensors(t)[-1].tensor_proto.string_val
     }
-    return {"scalars": scalars, "texts": texts}
+    return {"scalars": scalars, "texts": texts, "hparams": _hparams(acc)}
+
+
+def _hparams(acc: Any) -> dict[str, Any]:
+    """The HParams session's values, through the plugin's own data proto."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams").get("_hparams_/session_start_info")
+    if content is None:
+        return {}
+    data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    values = {}
+    for name, v in data.session_start_info.hparams.items():
+        kind = v.WhichOneof("kind")
+        values[name] = getattr(v, kind)
+    return values
 
 
 def mlflow_runs(store: Path, experiment: str) -> list[Any]:

@@ -92,6 +92,7 @@ def test_tensorboard_streams_rows_while_the_run_trains_then_its_summary(toy, tmp
     assert json.loads(_unindent(back["texts"]["config"]))["seed"] == 3
     assert "holds" in back["texts"]["claims"] and "positive" in back["texts"]["claims"]
     assert back["texts"]["status"] == "completed"
+    assert back["hparams"]["seed"] == 3 and back["hparams"]["x"] == 1.0
 
 
 def _unindent(markdown_code):
@@ -179,6 +180,17 @@ def test_export_keeps_the_model_export_usage_and_refuses_mixed_or_unfinished(toy
     assert one.exit_code == 2 and "RUN_DIR OUT_DIR" in one.output
     mixed = cli.invoke(app, ["export", str(tmp_path), "--to", "tensorboard", "-w", "x"])
     assert mixed.exit_code == 2 and "--weights" in mixed.output
+    runs = tmp_path / "runs"
+    run_toy(runs, seed=5)
+    broken = run_toy(runs, seed=6).path / "summary.json"
+    broken.write_text("{not json")
+    unfinished = run_toy(runs, seed=7).path / "summary.json"
+    unfinished.unlink()
+    sent = cli.invoke(app, ["export", str(runs), "--to", "tensorboard", "--json"])
+    assert sent.exit_code == 0, sent.output
+    data = json.loads(sent.stdout)
+    assert len(data["exported"]) == 1 and data["skipped_unfinished"] == [str(unfinished.parent)]
+    assert "summary.json" in sent.stderr and "Traceback" not in sent.output
     bad = cli.invoke(app, ["export", str(tmp_path), "--to", "tensorbord"])
     assert bad.exit_code == 2 and "did you mean 'tensorboard'" in bad.output.lower()
     assert "Traceback" not in bad.output
