@@ -29,10 +29,10 @@ ROUNDS = 5
 # The arguments used for the table: at least ROUNDS interleaved rounds each; sizes chosen so
 # that the whole table takes minutes on two cores. Scripts not named run with defaults.
 ARGS: dict[str, list[list[str]]] = {
-    "ensemble": [["--quick", "--rounds", str(ROUNDS)]],
+    "ensemble": [["--quick", "--rounds", str(ROUNDS)]],  # the launch-bound configs
     "gpt_speed": [["--rounds", str(ROUNDS)]],
     "mixers": [["--repeats", str(ROUNDS)]],
-    "train_overhead": [["--repeats", str(ROUNDS)]],
+    "train_overhead": [["--repeats", str(ROUNDS), "--threads", "1"]],
     "cka": [["--n", "20000", "--rounds", str(ROUNDS)]],
     "fit_chinchilla": [["--rounds", str(ROUNDS)]],
     "watermark_detect": [["--repeats", str(ROUNDS)], ["--repeats", str(ROUNDS), "--ids", "zipf"]],
