@@ -3,8 +3,8 @@
 The target is a tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``) or a local
 directory, used as a file store (default ``<runs>/mlruns``: ``mlflow ui
 --backend-store-uri runs/mlruns``). MLflow keeps its file store in maintenance mode and
-asks for ``MLFLOW_ALLOW_FILE_STORE=true`` to use it; fmlab sets that (in its own
-process) only when the target is a local directory. The experiment is the study; the
+asks for ``MLFLOW_ALLOW_FILE_STORE=true`` to use it; fmlab sets that in its own process
+(unless you set it) only when the target is a local directory. The experiment is the study; the
 run is named by the run id and tagged ``fmlab.study``, ``fmlab.run_id``, ``fmlab.preset``,
 ``fmlab.status``. The config is logged as params (dotted keys), curves as metrics with
 their steps (tagged ones as ``test_acc.seed:0``), summary metrics as ``summary/…``, each
@@ -58,7 +58,7 @@ class MLflowSink:
     def __init__(self, run: RunInfo, target: str):
         uri = tracking_uri(target)
         if uri.startswith("file:"):
-            os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # yours, if you set it
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
