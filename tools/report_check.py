@@ -12,7 +12,7 @@ and for each page and width
 * collects **console errors** (uncaught exceptions, ``console.error``, resources that
   failed to load);
 * measures the **smallest figure scale**: a figure's displayed width over its pixel
-  width, as the size a 10 pt label (21 px at savefig's 150 dpi) is drawn at;
+  width, as the size a 10 pt label (15 px at the figures' 110 dpi) is drawn at;
 * writes a full-page **screenshot** ``<study>-<run_id>-<width>.png`` under ``--out``.
 
 It prints one line per page and width and exits 1 when a page overflows, logs an error
@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-LABEL_PX = 10 / 72 * 150  # a 10 pt figure label at savefig's 150 dpi, in PNG pixels
+LABEL_PX = 10 / 72 * 110  # a 10 pt figure label at fmlab's figure dpi (110), in PNG pixels
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -105,10 +105,22 @@ def _probe_copy(page: Path, directory: Path) -> Path:
     return Path(name)
 
 
-def _chromium(browser: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _chromium(browser: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run Chromium once; on a timeout its whole process group (renderer, GPU and zygote
+    processes too) is killed and ``TimeoutError`` raised."""
+    import signal
+
     with tempfile.TemporaryDirectory(prefix="fmlab-chromium-") as profile:
         cmd = [browser, *FLAGS, f"--user-data-dir={profile}", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise TimeoutError(f"chromium took over {timeout:.0f} s") from None
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def check_page(page: Path, width: int, browser: str, height: int = 1000) -> dict:
@@ -117,11 +129,14 @@ def check_page(page: Path, width: int, browser: str, height: int = 1000) -> dict
     try:
         done = _chromium(browser, f"--window-size={width},{height}", "--dump-dom",
                          copy.resolve().as_uri())  # fmt: skip
+        stdout, stderr = done.stdout, done.stderr
+    except TimeoutError as e:
+        stdout, stderr = "", str(e)
     finally:
         copy.unlink(missing_ok=True)
-    found = re.search(r'<pre id="fmlab-check" hidden="">(.*?)</pre>', done.stdout, re.S)
+    found = re.search(r'<pre id="fmlab-check" hidden="">(.*?)</pre>', stdout, re.S)
     if not found:
-        tail = (done.stderr or "").strip().splitlines()[-3:]
+        tail = (stderr or "").strip().splitlines()[-3:]
         return {"page": str(page), "width": width, "errors": [f"no measure: {tail}"],
                 "page_overflow": None, "element_overflow": None, "height": height,
                 "figure_scale": None, "element": ""}  # fmt: skip
@@ -182,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             r = check_page(page, width, browser)
             if args.out is not None:
                 shot = args.out / f"{_name(page, args.root)}-{width}.png"
-                r["screenshot"] = str(screenshot(page, width, r["height"], shot, browser))
+                try:
+                    r["screenshot"] = str(screenshot(page, width, r["height"], shot, browser))
+                except TimeoutError as e:
+                    r["errors"] = [*r.get("errors", []), f"screenshot: {e}"]
             r["problems"] = problems(r, args.min_font)
             failed += bool(r["problems"])
             results.append(r)

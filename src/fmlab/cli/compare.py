@@ -16,7 +16,9 @@ from fmlab.errors import UserInputError
 @app.command()
 @friendly
 def compare(
-    runs: list[Path] = typer.Argument(..., help="two or more run directories (the first is A)"),
+    runs: list[Path] = typer.Argument(
+        ..., metavar="RUN", help="two or more run directories (the first is A)"
+    ),
     page: Path = typer.Option(Path("compare.html"), "--out", "-o", help="the HTML page to write"),
     imports: list[str] = IMPORTS,
     as_json: bool = typer.Option(False, "--json"),

@@ -152,9 +152,10 @@ def render_figures(run: RunData, figures: Callable[[RunData], Mapping[str, Any]]
     return out
 
 
-# A figure wider than this (in PNG pixels at savefig's 150 dpi: two panels or more) gets
-# the page's full width: in a half-width card its text would shrink to ~7 px.
-WIDE_PX = 1000
+# A figure wider than this (PNG pixels at the figures' 110 dpi: two panels, or one with its
+# legend outside) gets the page's full width: in a half-width card (~610 px at a 1400 px
+# window) its 8 pt legend would shrink to ~7 px. At most this wide, text keeps >= 75 %.
+WIDE_PX = 800
 
 
 def png_size(png: bytes) -> tuple[int, int]:

@@ -94,7 +94,7 @@ def test_every_report_of_a_smoke_reproduce_loads_cleanly(tmp_path):
     bad = {}
     for page in pages:
         for width in (1400, 1920):
-            found = check.problems(check.check_page(page, width, BROWSER), min_font=6.0)
+            found = check.problems(check.check_page(page, width, BROWSER), min_font=8.0)
             if found:
                 bad[f"{page.relative_to(tmp_path)} @ {width}"] = found
     assert bad == {}
