@@ -264,3 +264,15 @@ def test_a_tracker_that_fails_is_dropped_with_a_warning_and_the_run_completes(to
     finally:
         TRACKERS.remove("broken")
     assert result.status == "completed"
+
+
+@needs("mlflow")
+def test_a_failed_run_is_failed_and_a_stopped_one_killed_in_the_tracker(toy, tmp_path):
+    failed = run_toy(tmp_path / "a", ["mlflow"], fail="true")
+    assert failed.status == "failed"
+    ((_, run),) = mlflow_runs(tmp_path / "a" / "mlruns", "sweep-toy")
+    assert run.info.status == "FAILED" and run.data.tags["fmlab.status"] == "failed"
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C mid-run: no summary
+        run_toy(tmp_path / "b", ["mlflow"], interrupt="true")
+    ((_, run),) = mlflow_runs(tmp_path / "b" / "mlruns", "sweep-toy")
+    assert run.info.status == "KILLED" and "fmlab.status" not in run.data.tags
