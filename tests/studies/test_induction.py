@@ -9,7 +9,13 @@ import torch
 from fmlab.catalog import get_study
 from fmlab.config import ConfigError
 from fmlab.studies.induction_heads import CLAIMS, InductionStudyConfig
-from fmlab.studies.induction_heads.summary import formation_window, per_model, uniform_prefix_score
+from fmlab.studies.induction_heads.summary import (
+    GAIN_KEYS,
+    formation_window,
+    gain_shares,
+    per_model,
+    uniform_prefix_score,
+)
 from fmlab.studies.induction_heads.train import History, Trained
 from fmlab.tasks.induction import prefix_matching_score
 
@@ -40,6 +46,7 @@ def test_a_sudden_change_is_located_and_its_icl_gain_attributed_to_it():
     assert row["icl_change_step"] == 1000 and row["icl_changepoint_gap_frac"] == 0
     assert row["window_start"] < 1000 <= row["window_end"]
     assert row["icl_gain_in_window"] == pytest.approx(1.0)
+    assert row["icl_gain_before_window"] == row["icl_gain_after_window"] == pytest.approx(0)
     assert row["icl_score_before"] == pytest.approx(-0.1)
     assert row["icl_score_after"] == pytest.approx(-1.1)
     assert row["prefix_max"] == pytest.approx(0.8)
@@ -50,6 +57,18 @@ def test_a_gradual_icl_gain_is_mostly_outside_the_window():
     width = row["window_end"] - row["window_start"]
     assert row["icl_gain_in_window"] == pytest.approx(width / 2000)
     assert row["icl_gain_in_window"] < 0.5
+    assert row["icl_gain_before_window"] == pytest.approx(row["window_start"] / 2000)
+    assert row["icl_gain_after_window"] == pytest.approx(1 - row["window_end"] / 2000)
+    assert row["icl_gain_rate_ratio"] == pytest.approx(1.0)  # the same pace all along
+
+
+def test_gain_shares_split_the_fall_and_compare_its_pace():
+    # 0 → -1 over [0, 1000]: 0.2 before a window [100, 200], 0.5 in it, 0.3 after it
+    shares = gain_shares(0.0, -0.2, -0.7, -1.0, (100, 200), (0, 1000))
+    assert [shares[k] for k in GAIN_KEYS[:3]] == pytest.approx([0.2, 0.5, 0.3])
+    # 0.5 of the gain in 10 % of the steps, 0.5 in the other 90 %: 9 times the pace
+    assert shares["icl_gain_rate_ratio"] == pytest.approx(9.0)
+    assert all(v is None for v in gain_shares(0.0, 0.1, 0.2, 0.3, (1, 2), (0, 3)).values())
 
 
 def test_an_icl_jump_away_from_the_head_is_measured_as_such():

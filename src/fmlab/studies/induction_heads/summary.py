@@ -4,7 +4,8 @@ For each trained model: the changepoints (:func:`fmlab.fit.fit_changepoint`) of 
 on repeated tokens, of its best prefix-matching score and of its ICL score; the window
 in which its induction head forms (10 % → 90 % of a sigmoid fit of the best
 prefix-matching score, :class:`fmlab.fit.TransitionFit`, at least one evaluation either
-side of the midpoint); and the share of its ICL-score gain made inside that window.
+side of the midpoint); and the shares of its ICL-score gain made before, inside and after
+that window, with how many times faster per step it was made inside than outside.
 Per depth, every number is then reported over seeds as a mean with a 95 % t-interval,
 and as the minimum and maximum, on which the "in every seed" claims are decided.
 """
@@ -75,19 +76,38 @@ def per_model(t: Trained, eval_every: int) -> dict[str, Any]:
     window = formation_window(steps, prefix, eval_every)
     if window is not None:
         before, after = np.interp(window, steps, icl)
-        total = icl[-1] - icl[0]
         out |= {
             "window_start": window[0],
             "window_end": window[1],
             "icl_score_before": float(before),
             "icl_score_after": float(after),
-            "icl_gain_in_window": float((after - before) / total) if total < 0 else None,
-        }
+        } | gain_shares(icl[0], before, after, icl[-1], window, (steps[0], steps[-1]))
     else:
-        out |= dict.fromkeys(
-            ("window_start", "window_end", "icl_score_before", "icl_score_after")
-        ) | {"icl_gain_in_window": None}
+        out |= dict.fromkeys(("window_start", "window_end", "icl_score_before", "icl_score_after"))
+        out |= dict.fromkeys(GAIN_KEYS)
     return out
+
+
+GAIN_KEYS = (
+    "icl_gain_before_window",
+    "icl_gain_in_window",
+    "icl_gain_after_window",
+    "icl_gain_rate_ratio",
+)
+
+
+def gain_shares(start, before, after, end, window, span) -> dict[str, float | None]:
+    """Shares of the ICL-score gain (``end - start``, a fall) made before, inside and after
+    the window (they sum to 1), and how many times faster per step it was made inside the
+    window than outside it; None if the score did not fall."""
+    total = end - start
+    if not total < 0:
+        return dict.fromkeys(GAIN_KEYS)
+    shares = [(before - start) / total, (after - before) / total, (end - after) / total]
+    inside = (window[1] - window[0]) / (span[1] - span[0])
+    outside_rate = (shares[0] + shares[2]) / (1 - inside) if inside < 1 else float("nan")
+    ratio = shares[1] / inside / outside_rate if outside_rate > 0 else None
+    return dict(zip(GAIN_KEYS, [float(x) for x in shares] + [ratio], strict=True))
 
 
 # per-model numbers reported over seeds; the claimed ones also by their min and max
@@ -105,7 +125,10 @@ SEED_KEYS = (
     "icl_change_step",
     "changepoint_gap_frac",
     "icl_changepoint_gap_frac",
+    "icl_gain_before_window",
     "icl_gain_in_window",
+    "icl_gain_after_window",
+    "icl_gain_rate_ratio",
 )  # (timings go to artifacts/models.json only: metrics must be reproducible)
 EXTREMES = (
     "prefix_max",
