@@ -29,17 +29,25 @@ def _ci(low: Any, high: Any) -> str:
     )
 
 
-def _diff_cell(d: dict[str, Any] | None) -> str:
+def _how(d: dict[str, Any]) -> str:
+    if d["paired"]:
+        return f"paired, {d['n']} seed{'s' * (d['n'] != 1)}"
+    return "unpaired: no seeds match"
+
+
+def _diff_cell(d: dict[str, Any] | None, shared: str | None) -> str:
+    """A difference to A; how it was paired is said in the cell unless the whole column
+    shares it (then the header says it once)."""
     if d is None:
         return "<td class='num'>–</td>"
-    how = (
-        f"paired, {d['n']} seed{'s' * (d['n'] != 1)}" if d["paired"] else "unpaired: no seeds match"
-    )
     sign = "+" if d["estimate"] > 0 else ""
-    return (
-        f"<td class='num'>{sign}{fmt(d['estimate'])}{_ci(d['low'], d['high'])}"
-        f"<br><span class='sub'>{how}</span></td>"
-    )
+    how = "" if shared else f"<br><span class='sub'>{_how(d)}</span>"
+    return f"<td class='num'>{sign}{fmt(d['estimate'])}{_ci(d['low'], d['high'])}{how}</td>"
+
+
+def _shared_how(comp: Comparison, column: int) -> str | None:
+    hows = {_how(m["diffs"][column]) for m in comp.metrics if m["diffs"][column] is not None}
+    return hows.pop() if len(hows) == 1 else None
 
 
 def _verdict(result: dict[str, Any] | None) -> str:
@@ -98,13 +106,17 @@ def compare_html(comp: Comparison, target: Path) -> str:
         parts.append(f"<div class='tw'><table><tr><th>key</th>{heads}</tr>{rows}</table></div>")
     else:
         parts.append("<p class='na'>The configs are identical.</p>")
-    diff_heads = "".join(f"<th>{x} − A [95% CI]</th>" for x in comp.labels[1:])
+    shared = [_shared_how(comp, i) for i in range(len(comp.labels) - 1)]
+    diff_heads = "".join(
+        f"<th>{x} − A [95% CI]" + (f"<br><span class='sub'>{how}</span>" if how else "") + "</th>"
+        for x, how in zip(comp.labels[1:], shared, strict=True)
+    )
     rows = "".join(
         f"<tr><td class='name'>{breakable(m['metric'])}</td>"
         + "".join(
             f"<td class='num'>{fmt(c['value'])}{_ci(c['low'], c['high'])}</td>" for c in m["runs"]
         )
-        + "".join(_diff_cell(d) for d in m["diffs"])
+        + "".join(_diff_cell(d, how) for d, how in zip(m["diffs"], shared, strict=True))
         + "</tr>"
         for m in comp.metrics
     )

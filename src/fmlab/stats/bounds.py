@@ -28,7 +28,8 @@ __all__ = ["UNIT", "clip_interval", "interval_bounds", "is_fraction"]
 UNIT = (0.0, 1.0)
 _FRACTION_WORDS = frozenset(
     ("acc", "accuracy", "accuracies", "frac", "fraction", "share", "prob", "probability",
-     "auc", "fpr", "tpr", "precision", "agreement", "coverage", "cka")
+     "auc", "fpr", "tpr", "precision", "agreement", "coverage", "cka",
+     "gini")
 )  # fmt: skip
 _NOT_A_FRACTION = frozenset(
     ("gain", "gap", "diff", "difference", "delta", "minus", "drop", "change", "ratio", "lift",

@@ -39,7 +39,9 @@ def _plot_methods(
         k = np.array([p["k"] for p in points])
         est = np.array([p["estimate"] for p in points])
         lo, hi = (np.array([p[key] for p in points]) for key in ("low", "high"))
-        floor = 1e-8 if logy else -np.inf  # exact least squares (~1e-13) would crush a log axis
+        # errors are >= 0 (a t-interval can reach below); exact least squares (~1e-13) would
+        # crush a log axis
+        floor = 1e-8 if logy else 0.0
         color = COLORS.get(name, "#333333")
         ax.plot(
             k,
