@@ -15,7 +15,7 @@ from fmlab.config import apply_overrides
 from fmlab.models import GPT, GPTConfig
 from fmlab.runner import execute
 from fmlab.store import read_metrics
-from fmlab.studies.intrinsic_dim import QUICK, slope, summarise
+from fmlab.studies.intrinsic_dim import QUICK, censored_slope, slope, summarise
 from fmlab.studies.intrinsic_dim.subspace import Dense, Fastfood, Subspace, fwht, projection
 from fmlab.train import TrainConfig, train
 
@@ -103,13 +103,35 @@ def test_d90_summary_slope_and_unreached():
     assert slope([10, 100, 1000], [400, 40, 4]) == pytest.approx(-1.0)
     assert slope([10, 100], [None, 4]) is None
     cfg = QUICK.override("seeds=[0,1]", "checkpoints=[0,1000]")
-    res = lambda d0, d1: {0: {"d90": d0, "full_acc": 0.9, "n_params": 1000},  # noqa: E731
-                          1000: {"d90": d1, "full_acc": 1.0, "n_params": 1000}}  # fmt: skip
+
+    def res(d0, d1):
+        tried = lambda d: {16: 0.1, 64: 0.5, **({} if d is None else {d: 0.99})}  # noqa: E731
+        row = lambda d, acc: {"d90": d, "full_acc": acc, "n_params": 1000, "tried": tried(d)}  # noqa: E731
+        return {0: row(d0, 0.9), 1000: row(d1, 1.0)}
+
     out = summarise(cfg, [res(800, 40), res(400, 20)])
     assert out["d90_fraction_pretrained"] == pytest.approx(np.sqrt(0.04 * 0.02))
     assert out["d90_ratio_pretrained_random"] == pytest.approx(0.05)
-    out = summarise(cfg, [res(None, 40), res(400, 20)])  # a seed that never reached 90 %
-    assert out["d90_ratio_pretrained_random"] is None and out["d90_fraction_pretrained"]
+    assert out["d90_step0_censored"] == 0
+    # a random init that never reached 90 %: d90 > 64, the largest d it tried, so the
+    # ratio is at most 40/64 — used as that bound (conservative for "ratio < 1")
+    out = summarise(cfg, [res(None, 40), res(400, 20)])
+    assert out["d90_step0"] is None and out["d90_step0_censored"] == 1
+    assert out["d90_ratio_pretrained_random_by_seed"] == [40 / 64, 20 / 400]
+    # the pretrained model unreached: its fraction has no value and no bound is used
+    out = summarise(cfg, [res(800, None), res(400, 20)])
+    assert out["d90_fraction_pretrained"] is None and out["d90_ratio_pretrained_random"] is None
+
+
+def test_a_censored_early_checkpoint_enters_the_slope_only_as_a_conservative_bound():
+    steps = [10, 100, 1000]
+    # unreached at step 10 (below the mean log step): its bound makes the slope less steep
+    assert censored_slope(steps, [None, 40, 4], [100, None, None]) == pytest.approx(
+        slope(steps, [100, 40, 4])
+    )
+    assert censored_slope(steps, [None, 40, 4], [100, None, None]) > slope(steps, [400, 40, 4])
+    # unreached at the last step: a lower bound there would steepen it, so no value
+    assert censored_slope(steps, [400, 40, None], [None, None, 4]) is None
 
 
 def test_checkpoints_must_be_steps_the_loop_stops_at():

@@ -44,12 +44,25 @@ def figures(run: RunData) -> dict[str, object]:
         hi.append((summary.get(f"d90_step{step}_ci_high") or mean) - mean)
     if xs:
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=PALETTE[0], capsize=3)
-        ax.set_xticks(xs, ["init" if s == 0 else str(s) for s in steps if
-                           summary.get(f"d90_step{s}") is not None])  # fmt: skip
+    threshold = run.config.get("threshold", 0.9)
+    for r in seeds:  # each seed: its d90, or ^ at the bound it never reached
+        for step in steps:
+            res = r[str(step)]
+            missed = [int(d) for d, a in res["tried"].items() if a < threshold * res["full_acc"]]
+            x = max(step, 1)
+            if res["d90"] is not None:
+                ax.plot([x], [res["d90"]], ".", color="#555", alpha=0.6, label="each seed")
+            elif missed:
+                ax.plot([x], [max(missed)], "^", color="#c44", alpha=0.8,
+                        label="not reached: d90 > largest d tried")  # fmt: skip
+    ax.set_xticks([max(s, 1) for s in steps], ["init" if s == 0 else str(s) for s in steps])
     n = summary.get("n_params")
     if n:
         ax.axhline(n, color="#888", ls=":", lw=1, label=f"parameters D = {n:,}")
-        ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="pretraining steps", ylabel="d90 (geometric mean)")
     ax.set_title("d90 along pretraining (95% CI over seeds)")
     out["d90_curve"] = styled(fig)
