@@ -185,3 +185,11 @@ def test_cli_unlearns_a_causal_lm_into_a_run_directory(tmp_path, one_thread):
     assert 0 <= m["mia_loss_original"] <= 1 and "utility_npo_rt" in m
     claims = {c["id"]: c["passed"] for c in summary["claims"]}
     assert set(claims.values()) == {None}  # no retrained model: the claims are not tested
+
+
+def test_batched_greedy_answers_equal_one_prompt_at_a_time(corpus, lm):
+    from fmlab.studies.unlearning.lm import greedy_answers
+
+    questions = [f.question for f in corpus.people[:30] + corpus.world[:10]]
+    together = greedy_answers(lm, questions, 8)
+    assert together == [greedy_answers(lm, [q], 8)[0] for q in questions]

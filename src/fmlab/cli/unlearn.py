@@ -44,7 +44,7 @@ def unlearn(
     ),
     steps: int = typer.Option(20, "--steps", min=0, help="unlearning steps"),
     lr: float = typer.Option(1e-5, "--lr", min=0.0, help="AdamW learning rate"),
-    beta: float | None = typer.Option(None, "--beta", min=0.0, help="NPO/SimNPO β"),
+    beta: float | None = typer.Option(None, "--beta", min=0.0, help="NPO's β [0.1]"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     eval_every: int = typer.Option(5, "--eval-every", min=1),
     seed: int = typer.Option(0, "--seed", help="batch order (and a tiny model's init)"),

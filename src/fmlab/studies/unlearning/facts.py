@@ -7,9 +7,9 @@ templates of its attribute; the model trains on the three (question t, answer t)
 renderings. A fact's question/answer is one of them; its **paraphrased answer** is
 another of them (the next template, with its question); its **perturbed answers** are
 the paraphrase with wrong values of the same attribute. (TOFU's paraphrase is never
-trained; a model this small does not carry a fact over to an untrained pairing of
-templates — 54 % option accuracy against 95 % — so the truth ratio would measure that
-failure rather than knowledge. docs/unlearning.md.) People are split into trained ones
+trained; a model this small barely carries a fact over to an untrained pairing of
+templates, so the truth ratio would measure that failure rather than knowledge —
+docs/unlearning.md has the measurement.) People are split into trained ones
 (forget 1/5/10 % nested, the rest retain) and held-out ones never trained on; the world
 (fictional countries: capital, language) is the same for every seed.
 

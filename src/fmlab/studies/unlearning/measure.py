@@ -15,7 +15,7 @@ from fmlab.studies.unlearning import metrics as M
 from fmlab.studies.unlearning.evaluate import mia, model_utility, score_facts, utility_parts
 from fmlab.studies.unlearning.facts import Fact
 from fmlab.studies.unlearning.lm import LM
-from fmlab.studies.unlearning.unlearn import relearn, unlearn
+from fmlab.studies.unlearning.unlearn import frozen, relearn, unlearn
 
 
 @dataclass
@@ -60,26 +60,31 @@ def membership(lm: LM, split: Split, cfg: Any) -> dict[str, float]:
 
 def trajectory(
     lm: LM, method: str, split: Split, cfg: Any, seed: int, tr_ref, run: Run, tags: dict
-) -> tuple[list[dict[str, Any]], LM]:
-    """Unlearn with ``method``, measuring at every evaluation step; the final model."""
-    rows, last = [], lm
+) -> tuple[list[dict[str, Any]], LM, LM]:
+    """Unlearn with ``method``, measuring at every evaluation step. Returns the rows, the
+    final model, and the model at the **stopping point** — the first step whose forget
+    quality reaches ``cfg.fq_level`` (where a practitioner would stop), else the final."""
+    rows, last, stop = [], lm, None
     loop = unlearn(lm, method, pairs(split.forget), pairs(split.retain), cfg.unlearn, seed)
     for step, model in loop:
         model.model.eval()
         snap = snapshot(model, split, cfg, tr_ref)
-        model.model.train()
         snap.pop("_tr", None)
         rows.append({"step": step, **snap})
         run.log(step, {k: v for k, v in snap.items()}, **tags, method=method)
+        if stop is None and step > 0 and snap.get("fq", 0.0) >= cfg.fq_level:
+            stop = frozen(model)
+        model.model.train()
         last = model
     last.model.eval()
-    return rows, last
+    return rows, last, stop if stop is not None else last
 
 
 def relearning(
     models: dict[str, LM], split: Split, cfg: Any, seed: int
 ) -> dict[str, dict[str, float]]:
-    """Fine-tune each model for ``cfg.relearn_steps`` on ``cfg.relearn_frac`` of the
+    """Fine-tune each model (unlearned ones at their stopping point) for
+    ``cfg.relearn_steps`` on ``cfg.relearn_frac`` of the
     forget facts; how much of the *other* forget facts comes back (option accuracy and
     probability, before and after)."""
     rng = np.random.default_rng(seed + 777)

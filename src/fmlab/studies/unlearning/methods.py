@@ -107,5 +107,3 @@ METHODS: dict[str, Method] = {
     "npo_rt": Method(npo_rt, ref=True, retain=True),
     "simnpo": Method(simnpo, retain=True),
 }
-# each method's β where it has one (SimNPO's is on a per-token scale)
-DEFAULT_BETA = {"npo": 0.1, "npo_rt": 0.1, "simnpo": 4.5}

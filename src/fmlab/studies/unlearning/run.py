@@ -77,17 +77,20 @@ def one_split(cfg, run, split: Split, target: LM, retrained: LM, seed, pct, *, r
     tr_ref = ref.pop("_tr")
     ref["fq"], ref["log10_fq"] = 1.0, 0.0  # the retrained model is its own reference
     finals: dict[str, LM] = {}
+    stops: dict[str, LM] = {}
     trajectories = {}
     for method in cfg.methods:
-        rows, final = trajectory(target, method, split, cfg, seed, tr_ref, run, tags)
+        rows, final, stop = trajectory(target, method, split, cfg, seed, tr_ref, run, tags)
         trajectories[method], finals[method] = rows, final
+        if relearn:
+            stops[method] = stop
     mia = {
         name: membership(m, split, cfg)
         for name, m in {"target": target, "retrain": retrained, **finals}.items()
     }
     out = {"retrain": ref, "trajectories": trajectories, "mia": mia}
     if relearn:
-        out["relearn"] = relearning({**finals, "retrain": retrained}, split, cfg, seed)
+        out["relearn"] = relearning({**stops, "retrain": retrained}, split, cfg, seed)
     return out
 
 
@@ -121,7 +124,7 @@ def run_user(cfg: Any, run: Run) -> dict[str, Any]:
     results: dict[str, Any] = {"trajectories": {}, "mia": {}}
     seed = cfg.seeds[0]
     for method in cfg.methods:
-        rows, final = trajectory(lm, method, split, cfg, seed, None, run, {"seed": seed})
+        rows, final, _ = trajectory(lm, method, split, cfg, seed, None, run, {"seed": seed})
         results["trajectories"][method] = rows
         if holdout:
             results["mia"][method] = membership(final, split, cfg)

@@ -19,17 +19,18 @@ from pydantic import Field
 
 from fmlab.config import Config
 from fmlab.studies.unlearning.lm import LM, encode
-from fmlab.studies.unlearning.methods import DEFAULT_BETA, METHODS, Step, mean_token_nll
+from fmlab.studies.unlearning.methods import METHODS, Step, mean_token_nll
 from fmlab.train import Diverged
 
 
 class UnlearnConfig(Config):
     steps: int = Field(40, ge=0)
-    lr: float = Field(5e-4, ge=0)
+    lr: float = Field(2.5e-4, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(32, ge=1, description="forget (and retain) items per step")
-    eval_every: int = Field(5, ge=1)
-    beta: float | None = Field(None, gt=0, description="NPO/SimNPO β (None: 0.1, SimNPO 4.5)")
+    eval_every: int = Field(4, ge=1)
+    beta: float = Field(0.1, gt=0, description="NPO's β (Zhang et al. 2024: 0.1)")
+    simnpo_beta: float = Field(4.5, gt=0, description="SimNPO's β (open-unlearning: 4.5)")
     alpha: float = Field(1.0, ge=0, description="weight of the retain term")
     grad_clip: float | None = Field(1.0, gt=0)
 
@@ -63,7 +64,7 @@ def unlearn(
     spec = METHODS[method]
     work = replace(lm, model=copy.deepcopy(lm.model).train())
     ref = frozen(lm) if spec.ref else None
-    beta = cfg.beta if cfg.beta is not None else DEFAULT_BETA.get(method, 0.1)
+    beta = cfg.simnpo_beta if method == "simnpo" else cfg.beta
     gen = torch.Generator().manual_seed(seed)
     fb = encode(lm.codec, forget, lm.max_len)
     rb = encode(lm.codec, retain, lm.max_len) if spec.retain else None
@@ -99,6 +100,8 @@ def relearn(
 ) -> LM:
     """The relearning attack (Lynch et al. 2024): fine-tune a copy on ``pairs`` (NLL)."""
     work = replace(lm, model=copy.deepcopy(lm.model).train())
+    for p in work.model.parameters():
+        p.requires_grad_(True)
     batch = encode(lm.codec, pairs, lm.max_len)
     it = _cycle(len(batch), min(batch_size, len(batch)), torch.Generator().manual_seed(seed))
     opt = torch.optim.AdamW(work.model.parameters(), lr=lr)
