@@ -74,6 +74,17 @@ class Claim:
         }
 
 
+def shown_ci(result: Mapping[str, Any]) -> list[float] | None:
+    """An evaluated claim's interval as it is shown: a fraction's clipped to [0, 1], also
+    for summaries written before the rule (fmlab.stats.bounds)."""
+    ci = result.get("ci")
+    if not ci or len(ci) != 2:
+        return None
+    low, high = clip_interval(ci[0], ci[1], interval_bounds(str(result.get("metric", "")),
+                                                            [result.get("value")]))  # fmt: skip
+    return [low, high]
+
+
 def reason(result: Mapping[str, Any]) -> str:
     """Why an evaluated claim (a summary's entry) holds, fails or was not tested, in one
     line — for a failing claim the measured value (or the deciding CI end) against the

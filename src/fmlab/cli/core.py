@@ -40,6 +40,8 @@ def _number(value: Any) -> str:
 
 
 def _claims_table(summary: dict[str, Any]) -> Table:
+    from fmlab.claims import shown_ci
+
     title = f"{summary.get('study')} · {summary.get('run_id')} · {summary.get('status')}"
     table = Table(title=escape(title))
     for col in ("", "claim", "measured [95% CI]", "threshold", "source"):
@@ -47,8 +49,9 @@ def _claims_table(summary: dict[str, Any]) -> Table:
     for c in summary.get("claims", []):
         mark = {True: "[green]holds[/]", False: "[red]fails[/]"}.get(c["passed"], "[dim]n/a[/]")
         value = "–" if c["value"] is None else f"{c['value']:.4g}"
-        if c.get("ci"):
-            value += f" [{c['ci'][0]:.4g}, {c['ci'][1]:.4g}]"
+        ci = shown_ci(c)  # a fraction's interval inside [0, 1], also from older summaries
+        if ci:
+            value += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
         table.add_row(mark, *map(plain, (c["id"], value, c["threshold"], c["source"])))
     return table
 

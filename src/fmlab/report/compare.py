@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from fmlab.claims import reason
+from fmlab.claims import reason, shown_ci
 from fmlab.report.figures import PALETTE, new_figure, styled
 from fmlab.stats.bounds import clip_interval, interval_bounds, is_fraction
 from fmlab.stats.seeds import BY_SEED, CI_HIGH, CI_LOW, SUFFIXES, t_interval
@@ -212,7 +212,7 @@ def claim_rows(runs: Sequence[RunData]) -> list[dict[str, Any]]:
             row["runs"][i] = {
                 "passed": c.get("passed"),
                 "value": c.get("value"),
-                "ci": c.get("ci"),
+                "ci": shown_ci(c),
                 "reason": reason(c),
             }
     return list(rows.values())

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from fmlab.claims import reason
+from fmlab.claims import reason, shown_ci
 from fmlab.contracts import CorruptFileError
 from fmlab.report.figures import close, keep_legends_off_data, png_bytes, save_figure
 from fmlab.stats.bounds import clip_interval, interval_bounds
@@ -85,8 +85,8 @@ def claims_table(claims: list[Mapping[str, Any]]) -> str:
             False: "<span class='fail'>fails</span>",
         }
         ci = (
-            f" <span class='sub'>[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]</span>"
-            if c.get("ci")
+            f" <span class='sub'>[{fmt(shown_ci(c)[0])}, {fmt(shown_ci(c)[1])}]</span>"
+            if shown_ci(c)
             else ""
         )
         why = reason(c)  # a failing or n/a claim always says why

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fmlab.claims import Claim
-from fmlab.report.html import metrics_table
+from fmlab.report.html import claims_table, metrics_table
 from fmlab.stats import aggregate_seeds, over_seeds, t_interval
 from fmlab.stats.bounds import clip_interval, interval_bounds, is_fraction
 
@@ -77,3 +77,10 @@ def test_claims_and_reports_clip_intervals_a_study_computed_itself():
 def test_clip_leaves_missing_ends_alone():
     assert clip_interval(None, 1.2, (0.0, 1.0)) == (None, 1.0)
     assert clip_interval(-0.1, 0.5, None) == (-0.1, 0.5)
+
+
+def test_a_summary_written_before_the_rule_is_shown_clipped():
+    old = {"id": "c", "source": "s", "statement": "st", "metric": "test_acc", "value": 0.9997,
+           "ci": [0.9983, 1.001], "threshold": ">= 0.99", "passed": True, "note": ""}  # fmt: skip
+    page = claims_table([old])
+    assert "[0.9983, 1]" in page and "1.001" not in page
