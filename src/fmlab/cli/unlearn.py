@@ -14,6 +14,7 @@ There is no retrained model here, so no forget quality (docs/unlearning.md).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import typer
@@ -64,11 +65,10 @@ def unlearn(
     from fmlab.device import resolve
     from fmlab.parallel import default_threads
     from fmlab.runner import execute
-    from fmlab.studies.unlearning.facts import read_facts
 
-    for path, what in ((forget, "forget"), (retain, "retain"), (holdout, "holdout")):
-        if path is not None:
-            read_facts(path, what)  # a malformed line stops here, named
+    for path in (forget, retain, holdout):
+        if path is not None and not path.is_file():
+            raise fail(f"{path}: no such file")
     methods = [m.strip() for m in method.split(",") if m.strip()]
     unlearn_cfg = {"steps": steps, "lr": lr, "batch_size": batch_size, "eval_every": eval_every}
     if beta is not None:
@@ -93,9 +93,10 @@ def unlearn(
     torch.set_num_threads(threads or default_threads())
     result = execute(spec, cfg, out_dir, force=force, device=device)
     summary = {**result.summary, "path": str(result.path), "reused": result.reused}
-    if result.status == "failed":
+    if result.status == "failed":  # a malformed fact file: its line, named (facts.read_facts)
         lines = (summary.get("error") or "").strip().splitlines()
-        raise fail(lines[-1] if lines else f"the run failed: {result.path}")
+        last = re.sub(r"^[\w.]*UserInputError: ", "", lines[-1]) if lines else ""
+        raise fail(last or f"the run failed: {result.path}")
     if as_json:
         return emit_json(summary)
     if result.reused:

@@ -100,6 +100,10 @@ def run_user(cfg: Any, run: Run) -> dict[str, Any]:
     from fmlab.device import place
     from fmlab.models.hf import load
 
+    forget = read_facts(cfg.forget_file, "forget")  # a malformed line: one error naming it
+    retain = read_facts(cfg.retain_file, "retain") if cfg.retain_file else []
+    holdout = read_facts(cfg.holdout_file, "holdout") if cfg.holdout_file else []
+
     loaded = load(
         cfg.source,
         task="causal-lm",
@@ -114,9 +118,6 @@ def run_user(cfg: Any, run: Run) -> dict[str, Any]:
         model.config, "max_position_embeddings", 1024
     )
     lm = LM(model.eval(), HFCodec(loaded.tokenizer), hf_call, int(n_pos))
-    forget = read_facts(cfg.forget_file, "forget")
-    retain = read_facts(cfg.retain_file, "retain") if cfg.retain_file else []
-    holdout = read_facts(cfg.holdout_file, "holdout") if cfg.holdout_file else []
     need = [m for m in cfg.methods if METHODS[m].retain and not retain]
     if need:
         raise UserInputError(f"methods {need} need retain facts: pass --retain FILE")
