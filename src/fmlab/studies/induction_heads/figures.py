@@ -56,7 +56,8 @@ def _heatmap(ax, fig, example: dict, title: str) -> None:
     )  # hollow: the cell stays visible
     ax.set(xlabel="key position", ylabel="query position", title=title)
     ax.grid(False)
-    ax.legend(loc="upper right", fontsize=7)  # the causal mask leaves that corner empty
+    legend = ax.legend(loc="upper right", fontsize=7)  # the causal mask leaves that corner empty
+    legend.legend_handles[-1].set_markeredgecolor("#333333")  # white on the map, dark in the key
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
 
