@@ -124,8 +124,8 @@ def approach_gap(cfg: Any, table: pd.DataFrame, law, iso) -> dict[str, Any]:
     """a(3) − a(2) with its paired bootstrap CI (:class:`ApproachGap`): each draw is one
     data set on which both approaches are refit. With several seeds the draws keep the
     design and add seed-to-seed noise (``resample="seeds"``); resampling the runs of a
-    budget with 3-5 sizes also resamples the sizes and overstates the spread of approach 2
-    several times over (docs/scaling.md), so runs are resampled only with one seed."""
+    budget with 3-5 sizes also resamples its sizes and widens the interval (docs/scaling.md),
+    so runs are resampled only with one seed."""
     resample = "seeds" if len(cfg.seeds) >= 2 else "runs"
     gap = ApproachGap(n_bootstrap=cfg.n_bootstrap, seed=cfg.seeds[0], resample=resample)
     gap.fit(table.N, table.D, table.loss, table.budget, law=law, iso=iso)
