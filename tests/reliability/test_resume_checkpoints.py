@@ -25,6 +25,7 @@ LONGER = {
     "icl": ["train.steps=120"],
     "moe": ["train.steps=60"],
     "scaling": [],
+    "unlearning": ["train.steps=300"],
     "watermark": ["train.steps=400"],
 }
 
