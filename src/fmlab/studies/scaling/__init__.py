@@ -10,7 +10,8 @@ tiny GPTs learn :mod:`fmlab.tasks.language`, a Zipfian Markov language whose ent
 
 Claim in one sentence: held-out losses over a grid of model sizes and token counts follow the
 Chinchilla law closely enough to resolve neighbouring runs, its ``E`` lies within 3.2 % of the
-true entropy rate, and approaches 2 and 3 agree on the compute-optimal exponent ``a``.
+true entropy rate, and approaches 2 and 3 agree on the compute-optimal exponent ``a``: the
+paired bootstrap CI of their difference contains 0 and excludes a Kaplan-vs-Chinchilla gap.
 
 Protocol. ``N`` counts non-embedding parameters (Kaplan et al.; ``count_embeddings=True``
 counts all, the choice Pearce & Song 2024 show moves ``a`` at small scale); ``C = 6ND``. The
