@@ -218,7 +218,8 @@ def derived(row: dict[str, Any]) -> dict[str, Any]:
     figures=figures,
     preset_notes={
         "smoke": "exercises the code in seconds",
-        "quick": "4-layer GPT (d 64), 5 seeds, 300 adaptation steps; a few minutes",
+        "quick": "4-layer GPT (d 64), 5 seeds, 300 adaptation steps; 24 min here beside "
+        "another study",
         "paper": "8 layers, width 256, 3000 adaptation steps, learning-rate sweeps",
     },
 )
