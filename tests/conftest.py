@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,6 +24,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # the default here; the subprocesses these tests start inherit the default disposition.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def smoke_reproduce(tmp_path_factory):
+    """One ``fmlab reproduce --suite smoke -j 2`` for the whole session (every study's smoke
+    run, its report and the index); tests that read it must not change it. Returns the
+    output folder, the command's JSON (None if it printed none) and its exit code."""
+    out = tmp_path_factory.mktemp("smoke-reproduce") / "runs"
+    cmd = [sys.executable, "-m", "fmlab.cli", "reproduce", "--suite", "smoke", "-j", "2",
+           "--out", str(out), "--json", "--device", "cpu", "--no-checkpoint"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        data = None
+    return out, data, proc.returncode, proc.stderr
 
 
 @pytest.fixture

@@ -58,14 +58,29 @@ def _interrupt(study: str, out: Path, how: int, seed: int) -> bool:
     return not list(out.glob(f"{study}/*/summary.json")) and code != 0
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of each study, made once for both signals."""
+    made: dict[str, Path] = {}
+
+    def get(study: str) -> Path:
+        if study not in made:
+            out = tmp_path_factory.mktemp(f"ref-{study}")
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            done = subprocess.run(_args(study, out, "--no-checkpoint"), env=env,
+                                  capture_output=True)  # fmt: skip
+            assert done.returncode == 0, done.stderr.decode()
+            made[study] = out
+        return made[study]
+
+    return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("study", sorted(LONGER))
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, study, how):
+def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, study, how, reference):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    reference = subprocess.run(_args(study, tmp_path / "ref", "--no-checkpoint"), env=env,
-                               capture_output=True)  # fmt: skip
-    assert reference.returncode == 0, reference.stderr.decode()
     stopped = False
     for seed in range(3):  # the run may have finished before the signal: try earlier
         out = tmp_path / f"cut{seed}"
@@ -76,7 +91,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, study, how):
     rerun = subprocess.run(_args(study, out, "--checkpoint-every", "0"), env=env,
                            capture_output=True)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr.decode()
-    (a_rows, a), (b_rows, b) = _result(tmp_path / "ref", study), _result(out, study)
+    (a_rows, a), (b_rows, b) = _result(reference(study), study), _result(out, study)
     pd.testing.assert_frame_equal(a_rows, b_rows)
     assert a["metrics"] == b["metrics"]
     assert not list(out.glob(f"{study}/*/checkpoints"))  # finished: checkpoints removed

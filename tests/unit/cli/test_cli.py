@@ -68,13 +68,11 @@ def test_run_show_report_roundtrip(tmp_path):
     assert invoke("report", str(tmp_path / "nope")).exit_code == 2
 
 
-def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(tmp_path):
+def test_reproduce_in_parallel_writes_every_run_and_an_index_then_reuses_them(smoke_reproduce):
     from fmlab.catalog import all_studies
 
-    out = tmp_path / "runs"
-    result = invoke("reproduce", "--suite", "smoke", "-j", "2", "--out", str(out), "--json")
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    out, data, code, stderr = smoke_reproduce  # reproduce --suite smoke -j 2 (conftest)
+    assert code == 0 and data is not None, stderr
     studies = [r["study"] for r in data["runs"]]
     assert studies == [s.name for s in all_studies()]  # suite order, whatever finished first
     assert {r["status"] for r in data["runs"]} == {"completed"}

@@ -6,8 +6,6 @@ chromium). The slow test does it for every report of a smoke ``reproduce``."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -84,11 +82,9 @@ def test_the_check_sees_overflow_and_console_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_report_of_a_smoke_reproduce_loads_cleanly(tmp_path):
-    # claims may fail on smoke presets: the pages are what is checked, not the exit status
-    args = ["reproduce", "--suite", "smoke", "--out", str(tmp_path), "-j", "1", "--device", "cpu"]
-    cmd = [sys.executable, "-m", "fmlab.cli", *args, "--no-checkpoint"]
-    subprocess.run(cmd, check=False, capture_output=True, timeout=3600)
+def test_every_report_of_a_smoke_reproduce_loads_cleanly(smoke_reproduce):
+    # the session's smoke reproduce (conftest); the pages are what is checked here
+    tmp_path = smoke_reproduce[0]
     pages = check.find_pages(tmp_path)
     assert len(pages) >= 10, pages  # every study's report and the index
     bad = {}
