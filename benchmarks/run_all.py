@@ -29,6 +29,7 @@ ROUNDS = 5
 # The arguments used for the table: at least ROUNDS interleaved rounds each; sizes chosen so
 # that the whole table takes minutes on two cores. Scripts not named run with defaults.
 ARGS: dict[str, list[list[str]]] = {
+    "lora": [["--rounds", str(ROUNDS)]],
     "ensemble": [["--quick", "--rounds", str(ROUNDS)]],  # the launch-bound configs
     "gpt_speed": [["--rounds", str(ROUNDS)]],
     "mixers": [["--repeats", str(ROUNDS)]],
