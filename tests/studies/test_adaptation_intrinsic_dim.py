@@ -5,16 +5,11 @@ same run in worker processes."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from scipy.linalg import hadamard as scipy_hadamard
 
-from fmlab.catalog import get_study
-from fmlab.config import apply_overrides
 from fmlab.models import GPT, GPTConfig
-from fmlab.runner import execute
-from fmlab.store import read_metrics
 from fmlab.studies.intrinsic_dim import QUICK, censored_slope, slope, summarise
 from fmlab.studies.intrinsic_dim.subspace import Dense, Fastfood, Subspace, fwht, projection
 from fmlab.train import TrainConfig, train
@@ -139,16 +134,3 @@ def test_checkpoints_must_be_steps_the_loop_stops_at():
         QUICK.override("checkpoints=[0,75,1000]")
     with pytest.raises(ValueError, match="must include 0"):
         QUICK.override("checkpoints=[50,1000]")
-
-
-@pytest.mark.slow
-@pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("name", ["adaptation", "intrinsic-dim"])
-def test_seeds_in_worker_processes_give_the_same_run(name, tmp_path):
-    study = get_study(name)
-    smoke = study.preset("smoke")
-    serial = execute(study, smoke, tmp_path / "serial", reraise=True)
-    pooled = execute(study, apply_overrides(smoke, {"workers": 2}), tmp_path / "pool", reraise=True)
-    assert pooled.status == "completed"
-    pd.testing.assert_frame_equal(read_metrics(serial.path), read_metrics(pooled.path))
-    assert serial.summary["metrics"] == pooled.summary["metrics"]

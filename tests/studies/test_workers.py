@@ -9,7 +9,7 @@ from fmlab.store import read_metrics
 pytestmark = pytest.mark.usefixtures("one_thread")  # the workers' thread count too
 
 
-@pytest.mark.parametrize("name", ["recall", "scaling"])
+@pytest.mark.parametrize("name", ["recall", "scaling", "adaptation", "intrinsic-dim"])
 def test_models_trained_in_worker_processes_give_the_same_run(name, tmp_path):
     study = get_study(name)
     smoke = study.preset("smoke")

@@ -101,6 +101,31 @@ def pool_map(
     return [results[i] for i in range(len(jobs))]
 
 
+def map_logged(
+    fn: Callable[..., T],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: int,
+    run: RunLog,
+    label: str = "models",
+    cost: Callable[[tuple[Any, ...]], float] | None = None,
+) -> list[T]:
+    """``[fn(*job, run) for job in jobs]``: each job logs its curves into the run it is
+    given. With ``workers > 1`` the jobs run through :func:`pool_map`, each logging into a
+    :class:`CurveLog` that is replayed into ``run`` in the jobs' order — the same metrics
+    table as ``workers=1``. ``fn`` must be a module-level function."""
+    if workers <= 1:
+        return [fn(*job, run) for job in jobs]
+    done = pool_map(functools.partial(_logged_job, fn), jobs, workers, run, label, cost)
+    for _, log in done:
+        log.replay_into(run)
+    return [result for result, _ in done]
+
+
+def _logged_job(fn: Callable[..., T], *job: Any) -> tuple[T, CurveLog]:
+    log = CurveLog()
+    return fn(*job, log), log
+
+
 def _tracked(items: Iterable[Any], total: int, run: RunLog | None, label: str) -> Iterator[Any]:
     return iter(items) if run is None else run.track(items, total, label)
 

@@ -225,16 +225,9 @@ def derived(row: dict[str, Any]) -> dict[str, Any]:
 )
 def run(cfg: AdaptationConfig, run: Run) -> dict[str, Any]:
     from fmlab.studies.adaptation.train import run_seed
-    from fmlab.train.pool import pool_map
+    from fmlab.train.pool import map_logged
 
-    if cfg.workers == 1:
-        results = [run_seed(cfg, s, run) for s in cfg.seeds]
-    else:
-        jobs = [(cfg, s) for s in cfg.seeds]
-        done = pool_map(_logged_seed, jobs, cfg.workers, run, "seeds")
-        for _, log in done:
-            log.replay_into(run)  # in seed order: the same table as workers=1
-        results = [r for r, _ in done]
+    results = map_logged(run_seed, [(cfg, s) for s in cfg.seeds], cfg.workers, run, "seeds")
     for seed, (_, _, weights) in zip(cfg.seeds, results, strict=True):
         state = {k: torch.from_numpy(v) for k, v in weights.items()}
         run.save_weights(f"base_seed{seed}", state)  # `fmlab export` reads these
@@ -243,11 +236,3 @@ def run(cfg: AdaptationConfig, run: Run) -> dict[str, Any]:
     keys = [k for k in rows[0] if all(k in r for r in rows)]
     out = over_seed_rows([{k: r[k] for k in keys} for r in rows])
     return out | {"n_seeds": len(cfg.seeds), "energy_rank": cfg.energy_rank}
-
-
-def _logged_seed(cfg: AdaptationConfig, seed: int):
-    from fmlab.studies.adaptation.train import run_seed
-    from fmlab.train.pool import CurveLog
-
-    log = CurveLog()
-    return run_seed(cfg, seed, log), log

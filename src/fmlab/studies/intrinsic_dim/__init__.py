@@ -220,23 +220,9 @@ def summarise(cfg: IntrinsicDimConfig, results: list[dict]) -> dict[str, Any]:
 )
 def run(cfg: IntrinsicDimConfig, run: Run) -> dict[str, Any]:
     from fmlab.studies.intrinsic_dim.train import run_seed
-    from fmlab.train.pool import pool_map
+    from fmlab.train.pool import map_logged
 
-    if cfg.workers == 1:
-        results = [run_seed(cfg, s, run) for s in cfg.seeds]
-    else:
-        done = pool_map(_logged_seed, [(cfg, s) for s in cfg.seeds], cfg.workers, run, "seeds")
-        for _, log in done:
-            log.replay_into(run)  # in seed order: the same table as workers=1
-        results = [r for r, _ in done]
+    results = map_logged(run_seed, [(cfg, s) for s in cfg.seeds], cfg.workers, run, "seeds")
     run.save_json("search", [{str(c): {**res, "tried": {str(d): a for d, a in res["tried"].items()}}
                               for c, res in r.items()} for r in results])  # fmt: skip
     return summarise(cfg, results)
-
-
-def _logged_seed(cfg: IntrinsicDimConfig, seed: int):
-    from fmlab.studies.intrinsic_dim.train import run_seed
-    from fmlab.train.pool import CurveLog
-
-    log = CurveLog()
-    return run_seed(cfg, seed, log), log

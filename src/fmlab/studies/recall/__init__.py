@@ -35,13 +35,13 @@ from fmlab.config import Config, ConfigError, apply_overrides, execution_field
 from fmlab.device import place
 from fmlab.models import MIXERS, GPTConfig
 from fmlab.stats import over_seeds
-from fmlab.store import Run
+from fmlab.store import Run, RunLog
 from fmlab.studies.recall.figures import figures
 from fmlab.studies.recall.train import RecallResult, train_model
 from fmlab.study import study
 from fmlab.tasks.mqar import MQARConfig, MQARData, make_data
 from fmlab.train import TrainConfig
-from fmlab.train.pool import CurveLog, pool_map
+from fmlab.train.pool import map_logged
 
 MIXER_DEFAULTS: dict[str, dict[str, Any]] = {
     # All position-free: the short conv gives attention the order it needs (the key sits
@@ -238,13 +238,8 @@ def run(cfg: RecallConfig, run: Run) -> dict[str, Any]:
         for mixer, width, pairs in jobs(cfg)
         for seed in cfg.seeds
     ]
-    if cfg.workers == 1:  # in this process: every model's curve and progress bar live
-        results = [train_model(m, t, task_data(k), s, stop, run) for m, t, k, s, stop in models]
-    else:
-        trained = pool_map(train_logged, models, cfg.workers, run, "models")
-        for _, log in trained:
-            log.replay_into(run)  # in job order: the same metrics table as workers=1
-        results = [result for result, _ in trained]
+    # workers=1: in this process, every model's curve and progress bar live
+    results = map_logged(train_job, models, cfg.workers, run, "models")
     run.save_json("results", [r.as_dict() for r in results])
     return summarise(cfg, results)
 
@@ -259,9 +254,13 @@ def task_data(task: MQARConfig) -> MQARData:
     return place(make_data(task))
 
 
-def train_logged(
-    model: GPTConfig, train: TrainConfig, task: MQARConfig, seed: int, stop_acc: float | None
-) -> tuple[RecallResult, CurveLog]:
-    """Train one model in a worker process, recording its curve for the parent's run."""
-    log = CurveLog()
-    return train_model(model, train, task_data(task), seed, stop_acc, log), log
+def train_job(
+    model: GPTConfig,
+    train: TrainConfig,
+    task: MQARConfig,
+    seed: int,
+    stop_acc: float | None,
+    log: RunLog,
+) -> RecallResult:
+    """Train one model (in this process or a worker), logging its curve into ``log``."""
+    return train_model(model, train, task_data(task), seed, stop_acc, log)
