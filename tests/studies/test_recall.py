@@ -1,5 +1,6 @@
 """The recall study's summary: per-point statistics over seeds and the claims read from them."""
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -75,3 +76,27 @@ def test_trends_are_per_seed_differences_with_t_intervals():
     assert ci == pytest.approx((low, high))
     drop = [a - b for a, b in zip(TABLE["ssm", SMALL, FEW], TABLE["ssm", SMALL, MANY], strict=True)]
     assert out["ssm_pairs_drop_by_seed"] == pytest.approx(drop)
+
+
+def test_a_learning_rate_sweep_keeps_each_seeds_best_rate_and_its_accuracy():
+    from fmlab.studies.recall import best_over_lrs
+
+    def at(lr: float, seed: int, acc: float) -> RecallResult:
+        return RecallResult("ssm", SMALL, N0, seed, acc, 100, None, 10, 20, 0.1, lr)
+
+    swept = [at(1e-3, 0, 0.2), at(1e-2, 0, 0.9), at(1e-3, 1, 0.7), at(1e-2, 1, 0.7)]
+    best = {r.seed: r for r in best_over_lrs(swept)}
+    assert (best[0].lr, best[0].acc) == (1e-2, 0.9)
+    assert (best[1].lr, best[1].acc) == (1e-3, 0.7)  # a tie keeps the first rate
+
+
+def test_the_sweep_trains_every_rate_and_bad_rates_get_a_config_error():
+    from fmlab.config import ConfigError, apply_overrides
+    from fmlab.studies.recall import PAPER, train_configs
+
+    assert [t.lr for t in train_configs(CFG)] == [CFG.train.lr]
+    zoology = np.logspace(-4, -2, 4)  # Zoology's Fig. 2 sweep
+    assert [t.lr for t in train_configs(PAPER)] == pytest.approx(zoology, rel=1e-12)
+    for bad in ([0.0], [1e-3, 1e-3], [float("inf")]):
+        with pytest.raises(ConfigError, match="lrs"):
+            apply_overrides(CFG, {"lrs": bad})

@@ -6,7 +6,9 @@ options such as ``model.d_state`` among them); the ids must never change by acci
 A preset whose setup is changed on purpose gets new ids, re-pinned here with the reason:
 grokking ``quick`` (issue 18) no longer trains the Grokfast twin, whose claim it could not
 test (it groks in ~1,500 steps; Lee et al. measured in a slow-grokking regime), so its
-ids moved (bf78fd7c25 → faeb2c35ac …); its earlier runs are not reused."""
+ids moved (bf78fd7c25 → faeb2c35ac …); its earlier runs are not reused. recall ``paper``
+(issue 18) became Zoology's Fig. 2 setup as its configs run it — a learning-rate sweep per
+point and attention with learned positions — so its ids moved (127447e227 → 263a4c20b9 …)."""
 
 import json
 from pathlib import Path

@@ -37,6 +37,7 @@ class RecallResult:
     params: int  # without embeddings
     state_size: int  # numbers carried per sequence while generating
     cpu_s: float
+    lr: float | None = None  # the peak learning rate, when the run sweeps rates
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,14 +75,19 @@ def train_model(
     seed: int,
     stop_acc: float | None,
     run: Run,
+    lr_tag: bool = False,
 ) -> RecallResult:
-    """Train one model on ``data`` from ``seed``; log its curve; stop at ``stop_acc``."""
+    """Train one model on ``data`` from ``seed``; log its curve; stop at ``stop_acc``.
+    ``lr_tag``: one of a learning-rate sweep — its rate tags the curve and the checkpoint."""
     start = time.process_time()
     gen = torch.Generator().manual_seed(seed)
     model = place(GPT(model_cfg, vocab_size=data.vocab_size, seq_len=data.seq_len, generator=gen))
     batches = iterate_batches((data.train_x, data.train_y), train_cfg.batch_size, gen)
     tags = {"mixer": model_cfg.mixer.kind, "d_model": model_cfg.d_model, "n_pairs": data.n_pairs}
     label = f"{model_cfg.mixer.kind} d{model_cfg.d_model} p{data.n_pairs} s{seed}"
+    if lr_tag:
+        tags["lr"] = train_cfg.lr
+        label += f" lr{train_cfg.lr:.3g}"
     solved_at, step, metrics = None, 0, {}
     loop = train(model, loss_fn, batches, train_cfg, checkpoint=run.checkpoint(label))
     for step, metrics in run.track(loop, train_cfg.steps, label):
@@ -101,4 +107,5 @@ def train_model(
         params=model.n_params(embeddings=False),
         state_size=model_state_size(model, data.seq_len),
         cpu_s=round(time.process_time() - start, 2),
+        lr=train_cfg.lr if lr_tag else None,
     )
