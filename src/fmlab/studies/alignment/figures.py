@@ -34,13 +34,18 @@ def _frontier(data: dict):
     for color, meth in zip(PALETTE, data["methods"], strict=False):
         pts = [p for s in seeds for p in points_of(s["frontier"][meth])]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, alpha=0.35, color=color)
-        env = np.array([envelope(points_of(s["frontier"][meth]), grid) for s in seeds])
-        ax.plot(grid, np.nanmean(env, 0), color=color, label=meth)
+        env = np.array([_measured(points_of(s["frontier"][meth]), grid) for s in seeds])
+        ax.plot(grid, env.mean(0), color=color, label=meth)  # where every seed was measured
     title = "Reward–KL frontier (points: every β and step; line: envelope, seed mean)"
     ax.set(xlabel="KL(policy ‖ reference), nats per completion", ylabel="true reward", title=title)
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
     return styled(fig)
+
+
+def _measured(points: list[tuple[float, float]], grid: np.ndarray) -> np.ndarray:
+    env = envelope(points, grid)
+    return np.where(grid <= max(p[0] for p in points), env, np.nan)
 
 
 def _deterministic(data: dict):
