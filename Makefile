@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/fmlab reproduce --suite demo --out runs
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
