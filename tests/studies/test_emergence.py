@@ -85,7 +85,7 @@ def test_ensemble_scores_equal_each_model_alone_and_greedy_em_is_teacher_forced(
     [
         ('tasks=["add2","sub3"]', "add<n> or mul<n>"),
         ("main_task=mul3", "not among tasks"),
-        ('length_tasks=["add1","mul1"]', "two answer lengths"),
+        ('tasks=["add1","add2","mul1"];length_tasks=["add1","mul1"]', "two answer lengths"),
         ("seq_len=5", "too short"),
     ],
 )
@@ -94,7 +94,8 @@ def test_bad_config_is_one_line(setting, message, tmp_path):
 
     from fmlab.cli import app
 
-    args = ["run", "emergence", "-p", "smoke", "--set", setting, "--out", str(tmp_path)]
+    sets = [a for one in setting.split(";") for a in ("--set", one)]
+    args = ["run", "emergence", "-p", "smoke", *sets, "--out", str(tmp_path)]
     result = CliRunner().invoke(app, [*args, "--no-report"])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output

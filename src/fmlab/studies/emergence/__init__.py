@@ -36,7 +36,7 @@ from fmlab.train import TrainConfig
 from fmlab.train.pool import map_logged
 
 SMOKE = EmergenceConfig(
-    tasks=["add1", "add2", "mul1"],
+    tasks=["add1", "add2"],
     main_task="add2",
     length_tasks=["add1", "add2"],
     language=LanguageConfig(vocab_size=8, order=1),
@@ -44,8 +44,8 @@ SMOKE = EmergenceConfig(
     seq_len=12,
     train=TrainConfig(steps=20, lr=1e-2, batch_size=16, eval_every=10, warmup_steps=2),
     seeds=[0, 1],
-    eval_problems=24,
-    n_bootstrap=10,
+    eval_problems=16,
+    n_bootstrap=4,
 )
 QUICK = EmergenceConfig(
     tasks=["add1", "add2", "add3", "mul1"],

@@ -50,7 +50,7 @@ class EmergenceConfig(Config):
     eval_problems: int = Field(400, ge=8, description="evaluation problems per task")
     choices: int = Field(4, ge=2, le=10, description="multiple-choice options per problem")
     eval_seed: int = 12345
-    n_bootstrap: int = Field(200, ge=10, description="resamples of seeds and problems")
+    n_bootstrap: int = Field(200, ge=2, description="resamples of seeds and problems")
     ece_bins: int = Field(10, ge=2)
     workers: int = execution_field(1, "processes; each trains one width on 1 thread", ge=1)
 

@@ -20,16 +20,24 @@ from fmlab.stats.seeds import CI_HIGH, CI_LOW
 from fmlab.studies.emergence.arithmetic import Task
 
 # metric → its error (0 = perfect), as the shape comparison needs it
+# (clipped at 0: a resampled mean of ones can round to 1 + 2e-16)
 ERRORS = {
-    "em": lambda v: 1 - v,
-    "mc_acc": lambda v: 1 - v,
-    "tok_acc": lambda v: 1 - v,
-    "gen_tok_acc": lambda v: 1 - v,
-    "edit": lambda v: v,
-    "brier": lambda v: v,
-    "logp": lambda v: -v,
+    "em": lambda v: np.maximum(1 - v, 0.0),
+    "mc_acc": lambda v: np.maximum(1 - v, 0.0),
+    "tok_acc": lambda v: np.maximum(1 - v, 0.0),
+    "gen_tok_acc": lambda v: np.maximum(1 - v, 0.0),
+    "edit": lambda v: np.maximum(v, 0.0),
+    "brier": lambda v: np.maximum(v, 0.0),
+    "logp": lambda v: np.maximum(-v, 0.0),
 }
 DISCONTINUOUS = ("em", "mc_acc")
+# The fits' last bits differ between processes (numpy's SIMD reductions depend on how an
+# array is aligned in memory: 2e-14 seen on equal inputs), so ratios are reported rounded.
+DIGITS = 10
+
+
+def _r(x: float) -> float:
+    return round(float(x), DIGITS)
 
 
 def replicate_curves(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
@@ -60,7 +68,7 @@ def summarise(cfg: Any, results: list[dict]) -> dict[str, Any]:
             arrays = [r["scores"][task][metric] for r in results]
             c = np.array([a.mean() for a in arrays])
             curves[task][metric] = c.tolist()
-            ratio = compare_shapes(N, ERRORS[metric](c)).log_ratio
+            ratio = _r(compare_shapes(N, ERRORS[metric](c)).log_ratio)
             shapes[task][metric] = ratio
             m[f"{metric}_log_ratio_{task}"] = ratio
         L = Task.parse(task).answer_len
@@ -79,9 +87,9 @@ def summarise(cfg: Any, results: list[dict]) -> dict[str, Any]:
             [r["scores"][task][metric] for r in results], B, cfg.eval_seed + 31 * i
         )
         ci, ratios = bootstrap_log_ratio(N, ERRORS[metric](rep))
-        boots[(task, metric)] = ratios
-        m[f"{metric}_log_ratio_{task}{CI_LOW}"] = ci.low
-        m[f"{metric}_log_ratio_{task}{CI_HIGH}"] = ci.high
+        boots[(task, metric)] = np.round(ratios, DIGITS)
+        m[f"{metric}_log_ratio_{task}{CI_LOW}"] = _r(ci.low)
+        m[f"{metric}_log_ratio_{task}{CI_HIGH}"] = _r(ci.high)
     for metric in ("em", "tok_acc", "logp"):
         for suffix in ("", CI_LOW, CI_HIGH):
             m[f"{metric}_log_ratio{suffix}"] = m[f"{metric}_log_ratio_{cfg.main_task}{suffix}"]
