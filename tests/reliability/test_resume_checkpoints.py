@@ -30,6 +30,7 @@ LONGER = {
     "representations": ["pretrain.steps=80", "finetune.steps=40"],
     "induction-heads": ["train.steps=80"],
     "icl": ["train.steps=120"],
+    "instructions": ["train.steps=300"],
     "moe": ["train.steps=60"],
     "scaling": [],
     "unlearning": ["train.steps=300"],
