@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from fmlab.report.figures import PALETTE, new_figure, styled
 from fmlab.store import RunData
@@ -46,6 +47,7 @@ def _curves(op: str, a: dict, sizes: list[int], level: float):
             ax.plot(z, fit["lo"] + (fit["hi"] - fit["lo"]) * s, "--", color=c, lw=0.8)
     ax.axhline(level, color="0.5", lw=0.8, ls=":")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training problems (dataset size)")
     ax.set_ylabel("exact match (greedy, held-out)")
