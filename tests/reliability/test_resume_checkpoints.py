@@ -25,6 +25,7 @@ from tests.reliability.helpers import cli
 
 # a little longer than smoke, so that a kill lands in training; same for every run
 LONGER = {
+    "alignment": ["align.steps=40", "det.steps=40"],
     "grokking": ["train.steps=300"],
     "recall": ["train.steps=40"],
     "representations": ["pretrain.steps=80", "finetune.steps=40"],
