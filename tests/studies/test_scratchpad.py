@@ -215,3 +215,36 @@ def test_bad_config_is_a_short_error(override, message):
 
 def test_encode_covers_every_symbol():
     assert encode("0123456789+*=|#") == list(range(len(VOCAB)))
+
+
+def test_the_format_ratio_claims_use_per_seed_ratios_with_a_t_interval():
+    from scipy import stats
+
+    from fmlab.studies.scratchpad import QUICK
+    from fmlab.studies.scratchpad.summary import summarise
+
+    sizes = list(QUICK.sizes)
+    rng = np.random.default_rng(0)
+
+    def curves(shift: float) -> np.ndarray:  # (3 seeds, sizes): sigmoids in log size
+        mids = np.log(sizes[len(sizes) // 2]) + shift + rng.normal(0, 0.2, 3)
+        return 1 / (1 + np.exp(-4 * (np.log(sizes)[None, :] - mids[:, None])))
+
+    blank = np.zeros((3, len(sizes)))
+    by_fmt = {
+        fmt: {"test": curves(s), "test_digits": blank, "longer": blank,
+              "longer_digits": blank, "tokens_per_sample": 8.0}
+        for fmt, s in (("plain", 0.4), ("reversed", 0.0))
+    }  # fmt: skip
+    cfg = QUICK.model_copy(update={"seeds": [0, 1, 2], "n_boot": 200})
+    metrics, _ = summarise(cfg, {"add": by_fmt})
+    per_seed = [
+        math.log10(censored(samples_to_reach(sizes, a, cfg.target_exact), sizes)
+                   / censored(samples_to_reach(sizes, b, cfg.target_exact), sizes))
+        for a, b in zip(by_fmt["plain"]["test"], by_fmt["reversed"]["test"], strict=True)
+    ]  # fmt: skip
+    key = "add_log10_n90_ratio_plain_reversed"
+    assert metrics[f"{key}_by_seed"] == pytest.approx(per_seed)
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(per_seed), scale=stats.sem(per_seed))
+    assert (metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"]) == pytest.approx((low, high))
+    assert metrics[f"{key}_boot_ci_low"] <= metrics[f"{key}_boot_ci_high"]
