@@ -34,6 +34,7 @@ LONGER = {
     "instructions": ["train.steps=300"],
     "moe": ["train.steps=60"],
     "scaling": [],
+    "scratchpad": ["train.steps=300"],
     "unlearning": ["train.steps=300"],
     "watermark": ["train.steps=400"],
 }
