@@ -46,14 +46,23 @@ def test_edit_distance_rejects_mismatched_batches():
 
 
 def test_brier_matches_sklearn_multiclass_and_binary():
+    """Binary: sklearn's Brier is mean (p_1 - y)², and the two-class sum is twice it (any
+    sklearn). Multiclass (sklearn >= 1.7, unhalved): the same sum over classes."""
+    import sklearn
+
     gen = torch.Generator().manual_seed(0)
+    multiclass = tuple(int(x) for x in sklearn.__version__.split(".")[:2]) >= (1, 7)
     for k in (2, 4, 7):
         probs = torch.softmax(torch.randn(300, k, generator=gen, dtype=torch.float64), -1)
         label = torch.randint(k, (300,), generator=gen)
         ours = float(M.brier(probs, label).mean())
-        theirs = brier_score_loss(label.numpy(), probs.numpy(), labels=list(range(k)),
-                                  scale_by_half=False)  # fmt: skip
-        assert ours == pytest.approx(theirs, rel=1e-12)
+        if k == 2:
+            binary = brier_score_loss(label.numpy(), probs[:, 1].numpy())
+            assert ours == pytest.approx(2 * binary, rel=1e-12)
+        if multiclass:
+            theirs = brier_score_loss(label.numpy(), probs.numpy(), labels=list(range(k)),
+                                      scale_by_half=False)  # fmt: skip
+            assert ours == pytest.approx(theirs, rel=1e-12)
 
 
 def test_exact_match_is_the_product_of_token_accuracies_when_errors_are_independent():
