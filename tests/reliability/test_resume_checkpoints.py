@@ -24,14 +24,17 @@ import pytest
 from tests.reliability.helpers import cli
 
 # a little longer than smoke, so that a kill lands in training; same for every run
+# (adaptation has its own SIGTERM test in tests/studies/test_adaptation.py)
 LONGER = {
     "alignment": ["align.steps=40", "det.steps=40"],
+    "emergence": ["train.steps=200"],
     "grokking": ["train.steps=300"],
     "recall": ["train.steps=40"],
     "representations": ["pretrain.steps=80", "finetune.steps=40"],
     "induction-heads": ["train.steps=80"],
     "icl": ["train.steps=120"],
     "instructions": ["train.steps=300"],
+    "intrinsic-dim": ["finetune.steps=40"],
     "moe": ["train.steps=60"],
     "scaling": [],
     "scratchpad": ["train.steps=300"],
