@@ -118,6 +118,16 @@ class GPTConfig(Config):
     def head_dim(self) -> int:
         return self.d_head or self.d_model // self.n_heads
 
+    def at_width(self, width: int, head_dim: int, mlp_ratio: int) -> GPTConfig:
+        """This config at ``d_model = width``, for a size family: heads of ``head_dim``
+        (at least one head, the width split evenly among them) and an MLP ``mlp_ratio``
+        times as wide."""
+        heads = max(1, width // head_dim)
+        return self.model_copy(
+            update={"d_model": width, "n_heads": heads, "d_head": width // heads,
+                    "d_mlp": mlp_ratio * width}
+        )  # fmt: skip
+
     def approx_params(self, vocab_size: int, seq_len: int) -> int:
         """Parameters of a GPT of this config, to within a small factor and without
         building it (for :func:`fmlab.limits.check_memory`): embeddings, four D×(H·d_head)

@@ -82,15 +82,7 @@ class EmergenceConfig(Config):
         return self
 
     def gpt(self, width: int) -> GPTConfig:
-        heads = max(1, width // self.head_dim)
-        return self.model.model_copy(
-            update={
-                "d_model": width,
-                "n_heads": heads,
-                "d_head": width // heads,
-                "d_mlp": self.mlp_ratio * width,
-            }
-        )
+        return self.model.at_width(width, self.head_dim, self.mlp_ratio)
 
     def train_at(self, width: int) -> TrainConfig:
         scale = (self.base_width / width) ** self.lr_width_exponent

@@ -110,15 +110,7 @@ class ScalingConfig(Config):
         return self
 
     def gpt(self, width: int) -> GPTConfig:
-        heads = max(1, width // self.head_dim)
-        return self.model.model_copy(
-            update={
-                "d_model": width,
-                "n_heads": heads,
-                "d_head": width // heads,
-                "d_mlp": self.mlp_ratio * width,
-            }
-        )
+        return self.model.at_width(width, self.head_dim, self.mlp_ratio)
 
 
 SMOKE = ScalingConfig(
