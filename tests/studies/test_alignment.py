@@ -182,9 +182,9 @@ def test_token_shift_of_the_base_itself_is_all_unshifted(setup):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"prompt": [1], "chosen": [2]', "line 2: not JSON"),
-        ("[1, 2]", "line 2: expected an object"),
-        ('{"prompt": [1], "chosen": [2]}', "line 2: missing rejected"),
+        ('{"prompt": [1], "chosen": [2]', "jsonl:2: not JSON"),
+        ("[1, 2]", "jsonl:2: expected an object"),
+        ('{"prompt": [1], "chosen": [2]}', "jsonl:2: missing rejected"),
         ('{"prompt": [1], "chosen": [2], "rejected": [99]}', "out of range"),
         ('{"prompt": [1], "chosen": [2], "rejected": [2]}', "are the same"),
         ('{"prompt": [1], "chosen": "", "rejected": [3]}', "chosen is empty"),

@@ -103,7 +103,7 @@ def _write(path, lines):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"question": "q?", "answer": "a"', "not valid JSON"),
+        ('{"question": "q?", "answer": "a"', "not JSON"),
         ('["q?", "a"]', "expected an object"),
         ('{"question": "q?"}', "'answer' must be a non-empty string"),
         ('{"question": "q?", "answer": "a", "perturbed_answer": [1]}', "perturbed_answer"),

@@ -13,11 +13,11 @@ field; every other string field becomes a label).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from fmlab.errors import UserInputError
+from fmlab.jsonl import read_objects
 
 HERE = Path(__file__).parent
 BUILTIN = {"sentences": HERE / "sentences.jsonl"}
@@ -56,15 +56,9 @@ def load_texts(name_or_path: str) -> TextData:
 
 def _read_jsonl(name: str, path: Path) -> TextData:
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"{path}:{n}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise UserInputError(f'{path}:{n}: each line needs a "text" string field')
+    for where, row in read_objects(path, "data file", 'an object with a "text" string'):
+        if not isinstance(row.get("text"), str):
+            raise UserInputError(f'{where}: each line needs a "text" string field')
         rows.append(row)
     keys = [k for k in rows[0] if k != "text" and isinstance(rows[0][k], str)] if rows else []
     labels = {k: tuple(str(r.get(k, "")) for r in rows) for k in keys}

@@ -14,7 +14,6 @@ its β and the RL baseline's KL coefficient act on the same scale.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor
 
 from fmlab.errors import UserInputError
+from fmlab.jsonl import read_objects
 
 
 @dataclass
@@ -76,23 +76,8 @@ def read_pairs(path: str | Path, vocab_size: int | None = None) -> list[dict]:
     line: strings (text for a tokenizer) or lists of token ids (``< vocab_size``). Any
     malformed line is a :class:`UserInputError` naming the file and the line."""
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserInputError(f"pair file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserInputError(f"pair file {p} cannot be read: {e}") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"pair file {p}, line {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"{where}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise UserInputError(f"{where}: expected an object with prompt, chosen, rejected")
+    for where, row in read_objects(p, "pair file", "an object with prompt, chosen, rejected"):
         missing = [k for k in ("prompt", "chosen", "rejected") if k not in row]
         if missing:
             raise UserInputError(f"{where}: missing {', '.join(missing)}")

@@ -20,13 +20,13 @@ A user's facts come from a JSONL file, one ``{"question": …, "answer": …}`` 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fmlab.errors import UserInputError
+from fmlab.jsonl import read_objects
 
 PAD, EOS, Q, A = "<pad>", "<eos>", "question:", "answer:"
 
@@ -307,19 +307,8 @@ def vocabulary() -> list[str]:
 def read_facts(path: str | Path, what: str = "facts") -> list[Fact]:
     """Facts from a JSONL file; a bad line is one :class:`UserInputError` naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{what} file {path}: no such file")
     facts = []
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise UserInputError(f'{where}: expected an object {{"question": …, "answer": …}}')
+    for where, row in read_objects(path, f"{what} file", 'an object {"question": …, "answer": …}'):
         for key in ("question", "answer"):
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise UserInputError(f"{where}: {key!r} must be a non-empty string")
