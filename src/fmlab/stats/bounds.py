@@ -29,7 +29,7 @@ UNIT = (0.0, 1.0)
 _FRACTION_WORDS = frozenset(
     ("acc", "accuracy", "accuracies", "frac", "fraction", "share", "prob", "probability",
      "auc", "fpr", "tpr", "precision", "agreement", "coverage", "cka",
-     "gini")
+     "gini", "win", "ece", "em")
 )  # fmt: skip
 _NOT_A_FRACTION = frozenset(
     ("gain", "gap", "diff", "difference", "delta", "minus", "drop", "change", "ratio", "lift",

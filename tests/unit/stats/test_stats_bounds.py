@@ -16,7 +16,7 @@ from fmlab.stats.bounds import clip_interval, interval_bounds, is_fraction
 @pytest.mark.parametrize(
     "name",
     ["test_acc_final", "ft_ood_acc", "fourier_top_k_frac_final", "metric:train_acc",
-     "fpr_z4_kgw_lefthash", "probe_acc_last"],
+     "fpr_z4_kgw_lefthash", "probe_acc_last", "win_rate_dpo", "ece_base", "add2_em_d19"],
 )  # fmt: skip
 def test_fractions_are_recognised(name):
     assert is_fraction(name)
@@ -25,7 +25,7 @@ def test_fractions_are_recognised(name):
 @pytest.mark.parametrize(
     "name",
     ["loss", "acc_gain", "ood_acc_gap", "grokfast_step_test_acc_95", "log_acc_ratio",
-     "weight_norm_final", "fourier_eff_freqs_final"],
+     "weight_norm_final", "fourier_eff_freqs_final", "ece_gain_dpo", "em_minus_product"],
 )  # fmt: skip
 def test_differences_counts_and_steps_are_not_fractions(name):
     assert not is_fraction(name)
